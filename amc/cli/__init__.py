@@ -1,0 +1,1 @@
+"""The `amc` command line: a thin layer over the library (see amc.cli.main)."""
