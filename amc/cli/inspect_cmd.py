@@ -23,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help="model name: a zoo name (resnet20) or torchvision:<name>; see `amc list models`")
     parser.add_argument("--input-size", type=input_size, help="input as C,H,W (default: the model's own, e.g. 3,32,32)")
-    parser.add_argument("--num-classes", type=int, help="classifier outputs (default: 10 for the zoo, 1000 torchvision)")
+    parser.add_argument(
+        "--num-classes", type=int, help="classifier outputs (default: 10 for the zoo, 1000 torchvision)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object: layers, groups, total_macs, ...")
     parser.set_defaults(func=run)
 
@@ -58,6 +60,9 @@ def format_table(table: LayerTable) -> str:
         lines.append(
             f"  [{group.index}] {'+'.join(group.kinds)} ({group.channels} ch{extra}): {', '.join(group.layers)}"
         )
-    lines += ["", f"total MACs {table.total_macs:,} ({table.total_macs / 1e6:.1f} M)   "
-              f"total params {table.total_params:,} ({table.total_params / 1e6:.3f} M)"]
+    lines += [
+        "",
+        f"total MACs {table.total_macs:,} ({table.total_macs / 1e6:.1f} M)   "
+        f"total params {table.total_params:,} ({table.total_params / 1e6:.3f} M)",
+    ]
     return "\n".join(lines)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from amc.data import list_datasets
 from amc.models import list_models
+from hwmodel.registry import list_cost_models
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +23,16 @@ def _models() -> list[tuple[str, str]]:
     return [(info.name, info.description) for info in list_models()]
 
 
-LISTERS = {"models": _models}
+def _datasets() -> list[tuple[str, str]]:
+    return [(info.name, info.description) for info in list_datasets()]
+
+
+def _devices() -> list[tuple[str, str]]:
+    """Cost models and the devices/presets they can name (configs/devices/*.yaml, energy tables)."""
+    return list_cost_models()
+
+
+LISTERS = {"devices": _devices, "models": _models, "datasets": _datasets}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import sys
 import textwrap
 
 from amc.errors import UserError
+from hwmodel.errors import HwModelError
 
 DESCRIPTION = """\
 amc: hardware-aware automated model compression.
@@ -24,6 +25,11 @@ Typical flow:  amc train -> amc lut build -> amc search -> amc evaluate -> amc c
 COMMAND_MODULES = (
     "amc.cli.list_cmd",
     "amc.cli.inspect_cmd",
+    "amc.cli.lut_cmd",
+    "amc.cli.train_cmd",
+    "amc.cli.search_cmd",
+    "amc.cli.prune_cmd",
+    "amc.cli.schedule_cmd",
 )
 
 
@@ -45,15 +51,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except UserError as error:
+    except (UserError, HwModelError) as error:
         print(format_user_error(error), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("amc: interrupted; progress written so far is kept (use --resume where the command has it).", file=sys.stderr)
+        print("amc: interrupted; what was written so far is kept (--resume continues).", file=sys.stderr)
         return 130
 
 
-def format_user_error(error: UserError) -> str:
+def format_user_error(error: UserError | HwModelError) -> str:
     text = f"amc: error: {error.problem}"
     if error.fix:
         text += f" Fix: {error.fix}"

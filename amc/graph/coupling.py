@@ -3,17 +3,26 @@
 Torch-Pruning traces the network once and knows, for every conv/linear output channel, every tensor it
 flows into (residual adds, depthwise convs, concatenations, splits, flattens). We keep only what the layer
 table needs: which layers' outputs move together, which layers read them, and with what multiplier.
+
+Channel shuffles (ShuffleNet's view-transpose-view) permute channels in a way Torch-Pruning cannot map (it
+crashes on the reshape). While tracing we run torchvision's `channel_shuffle` as one opaque autograd node and
+cut the graph there: every group whose channels reach a shuffle is marked not prunable (with the reason), and
+the layers reading shuffled tensors see a fixed input. Only channels that never cross a shuffle are pruned.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch_pruning as tp
-from torch import nn
+from torch import Tensor, nn
+
+_BARRIER_TAG = "AmcChannelShuffle"
+"""Part of the autograd node name of a traced channel shuffle; Torch-Pruning keeps it in its op's repr."""
 
 
 @dataclass
@@ -25,10 +34,65 @@ class GroupDraft:
     channels: int
     kinds: tuple[str, ...] = ()
     divisor: int = 1
+    prunable: bool = True
+    reason: str = ""
+
+
+def _shuffle_sites() -> list[tuple[object, str]]:
+    """(module, attribute) of every channel-shuffle function we know how to trace."""
+    import torchvision.models.shufflenetv2 as shufflenetv2
+
+    return [(shufflenetv2, "channel_shuffle")]
+
+
+def _opaque(shuffle: Callable[[Tensor, int], Tensor]) -> Callable[[Tensor, int], Tensor]:
+    """`shuffle` as a single autograd node (named ...AmcChannelShuffle...), so tracing sees no reshape."""
+
+    class AmcChannelShuffle(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x: Tensor, groups: int) -> Tensor:  # type: ignore[override]
+            ctx.groups = groups
+            return shuffle(x, groups)
+
+        @staticmethod
+        def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+            return shuffle(grad, grad.shape[1] // ctx.groups), None
+
+    return lambda x, groups: AmcChannelShuffle.apply(x, groups)
+
+
+@contextmanager
+def traceable_shuffles() -> Iterator[None]:
+    """Within the block, known channel shuffles run as opaque autograd nodes (restored afterwards)."""
+    saved = [(owner, name, getattr(owner, name)) for owner, name in _shuffle_sites()]
+    for owner, name, function in saved:
+        setattr(owner, name, _opaque(function))
+    try:
+        yield
+    finally:
+        for owner, name, function in saved:
+            setattr(owner, name, function)
+
+
+def _is_barrier(node_module: object) -> bool:
+    return isinstance(node_module, tp.ops._ElementWiseOp) and _BARRIER_TAG in str(node_module._grad_fn)
 
 
 def build_dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
-    return tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    """Torch-Pruning's graph of `model` (which it puts in eval mode), with channel shuffles as dead ends."""
+    with traceable_shuffles(), torch.enable_grad():
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    for node in graph.module2node.values():
+        if _is_barrier(node.module):
+            node.dependencies = []
+    return graph
+
+
+def barrier_reason(group: tp.Group) -> str:
+    """Why a Torch-Pruning group cannot be pruned ("" when it can)."""
+    if any(_is_barrier(dep.target.module) for dep, _ in group.items):
+        return "its channels pass through a channel shuffle, which fixes their number and order"
+    return ""
 
 
 def find_coupling_groups(model: nn.Module, example: torch.Tensor, layer_order: Sequence[str]) -> list[GroupDraft]:
@@ -63,7 +127,7 @@ def _draft_of(group: tp.Group, names: dict[nn.Module, str], traced: set[str]) ->
             depthwise |= is_depthwise
         elif not is_depthwise:
             consumers[name] = max(1, len(idxs) // channels)
-        if isinstance(module, nn.Conv2d) and 1 < module.groups and not is_depthwise:
+        if isinstance(module, nn.Conv2d) and module.groups > 1 and not is_depthwise:
             grouped.append(module.groups)
     if not members:
         return None
@@ -72,8 +136,11 @@ def _draft_of(group: tp.Group, names: dict[nn.Module, str], traced: set[str]) ->
         kinds.append("depthwise")
     if len(members) - int(depthwise) > 1:
         kinds.append("residual")
+    reason = barrier_reason(group)
+    if reason:
+        kinds.append("shuffle")
     divisor = math.lcm(*grouped) if grouped else 1
-    return GroupDraft(members, consumers, channels, tuple(kinds), divisor)
+    return GroupDraft(members, consumers, channels, tuple(kinds), divisor, prunable=not reason, reason=reason)
 
 
 def graph_is_out(dep: tp.Dependency) -> bool:

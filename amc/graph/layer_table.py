@@ -63,6 +63,8 @@ class CouplingGroup:
 
     `kinds` says why they are coupled: "residual", "depthwise", "concat", or "single" for a lone layer.
     `divisor`: the kept channel count must be a multiple of it (grouped convs keep whole groups equal).
+    `prunable` is False when the channels cannot be removed at all (e.g. they cross a channel shuffle);
+    `reason` then says why, and the group always keeps all its channels.
     """
 
     index: int
@@ -71,6 +73,8 @@ class CouplingGroup:
     channels: int
     kinds: tuple[str, ...]
     divisor: int = 1
+    prunable: bool = True
+    reason: str = ""
 
     @property
     def leader(self) -> str:
@@ -90,6 +94,11 @@ class LayerTable:
     def total_macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
 
+    @property
+    def prunable_groups(self) -> tuple[CouplingGroup, ...]:
+        """The groups a strategy may shrink (all but those marked not prunable)."""
+        return tuple(group for group in self.groups if group.prunable)
+
     def layer(self, name: str) -> Layer:
         for layer in self.layers:
             if layer.name == name:
@@ -108,7 +117,11 @@ class LayerTable:
                 channels = kept.get(layer.out_group, self.groups[layer.out_group].channels)
                 counts.append((channels, channels * (layer.spec.out_channels // layer.spec.in_channels)))
                 continue
-            out = layer.spec.out_channels if layer.out_group is None else kept.get(layer.out_group, layer.spec.out_channels)
+            out = (
+                layer.spec.out_channels
+                if layer.out_group is None
+                else kept.get(layer.out_group, layer.spec.out_channels)
+            )
             in_channels = layer.in_fixed + sum(
                 multiplier * kept.get(group, self.groups[group].channels) for group, multiplier in layer.in_sources
             )
@@ -120,7 +133,9 @@ class LayerTable:
         if not kept:
             return [layer.spec for layer in self.layers]
         return [
-            layer.spec if (i, o) == (layer.spec.in_channels, layer.spec.out_channels) else layer.spec.with_channels(i, o)
+            layer.spec
+            if (i, o) == (layer.spec.in_channels, layer.spec.out_channels)
+            else layer.spec.with_channels(i, o)
             for layer, (i, o) in zip(self.layers, self.channel_counts(kept))
         ]
 
@@ -157,6 +172,8 @@ class LayerTable:
                     "channels": group.channels,
                     "kinds": list(group.kinds),
                     "divisor": group.divisor,
+                    "prunable": group.prunable,
+                    "reason": group.reason,
                 }
                 for group in self.groups
             ],
@@ -190,6 +207,7 @@ def _trace_layers(model: nn.Module, example: torch.Tensor) -> list[_Trace]:
     """Run one forward pass and record each conv/linear layer's input size and what runs right after it."""
     traces: list[_Trace] = []
     by_output: dict[int, _Trace] = {}
+    alive: list[torch.Tensor] = []  # keeps traced outputs alive so no other tensor can reuse their id()
     seen: set[int] = set()
     handles = []
 
@@ -204,6 +222,7 @@ def _trace_layers(model: nn.Module, example: torch.Tensor) -> list[_Trace]:
             trace = _Trace(name, module, in_hw, batch, id(output), [])
             traces.append(trace)
             by_output[id(output)] = trace
+            alive.append(output)
 
         return hook
 
@@ -213,6 +232,7 @@ def _trace_layers(model: nn.Module, example: torch.Tensor) -> list[_Trace]:
             if trace is not None:
                 trace.fused.append(kind)
                 by_output[id(output)] = trace
+            alive.append(output)
 
         return hook
 
@@ -236,7 +256,11 @@ def _spec_of(trace: _Trace) -> LayerSpec:
     module = trace.module
     if isinstance(module, nn.Linear):
         return LayerSpec(
-            "linear", module.in_features, module.out_features, batch=trace.batch, bias=module.bias is not None,
+            "linear",
+            module.in_features,
+            module.out_features,
+            batch=trace.batch,
+            bias=module.bias is not None,
             fused=tuple(trace.fused),
         )
     assert isinstance(module, nn.Conv2d)
@@ -258,9 +282,7 @@ def _spec_of(trace: _Trace) -> LayerSpec:
     )
 
 
-def build_layer_table(
-    model: nn.Module, input_size: Sequence[int], model_name: str = "", batch: int = 1
-) -> LayerTable:
+def build_layer_table(model: nn.Module, input_size: Sequence[int], model_name: str = "", batch: int = 1) -> LayerTable:
     """Describe `model` for an input of shape (C, H, W). The caller's model is not touched (a copy is traced)."""
     c, h, w = (int(v) for v in input_size)
     work = copy.deepcopy(model).eval().cpu()
@@ -294,7 +316,11 @@ def _number_groups(
     for index, draft in enumerate(drafts):
         members = tuple(sorted(draft.members, key=name_to_index.__getitem__))
         consumers = tuple(sorted(draft.consumers, key=name_to_index.__getitem__))
-        groups.append(CouplingGroup(index, members, consumers, draft.channels, draft.kinds, draft.divisor))
+        groups.append(
+            CouplingGroup(
+                index, members, consumers, draft.channels, draft.kinds, draft.divisor, draft.prunable, draft.reason
+            )
+        )
         for name in members:
             out_group[name] = index
         for name in consumers:

@@ -21,9 +21,7 @@ class BasicBlock(nn.Module):
         self.use_shortcut = shortcut
         self.downsample: nn.Module | None = None
         if shortcut and (stride != 1 or in_planes != planes):
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
-            )
+            self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))

@@ -16,7 +16,11 @@ class CifarVGG(nn.Module):
             if item == "M":
                 layers.append(nn.MaxPool2d(2))
                 continue
-            layers += [nn.Conv2d(channels, int(item), 3, padding=1, bias=False), nn.BatchNorm2d(int(item)), nn.ReLU(True)]
+            layers += [
+                nn.Conv2d(channels, int(item), 3, padding=1, bias=False),
+                nn.BatchNorm2d(int(item)),
+                nn.ReLU(True),
+            ]
             channels = int(item)
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -132,4 +132,6 @@ def _replace_stem(model: nn.Module, in_channels: int) -> None:
             parent = model.get_submodule(name.rpartition(".")[0]) if "." in name else model
             setattr(parent, name.rpartition(".")[2], stem)
             return
-    raise UserError(f"could not find a 3-channel input conv in {type(model).__name__} to adapt to {in_channels} channels.")
+    raise UserError(
+        f"could not find a 3-channel input conv in {type(model).__name__} to adapt to {in_channels} channels."
+    )

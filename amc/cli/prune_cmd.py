@@ -1,0 +1,185 @@
+"""`amc prune MODEL (--strategy FILE | --keep R) --out DIR`: a physically thinner network, saved and exported."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from amc.checkpoints import load_checkpoint
+from amc.cli.args import input_size
+from amc.config import DataSection
+from amc.errors import UserError
+from amc.graph import LayerTable, build_layer_table
+from amc.models import create_model, model_info
+from amc.pruning import Strategy, StrategyMetadata, adaptive_bn_, thin_with_report
+from amc.pruning.calibration import Batches
+from amc.pruning.export import export_onnx, save_thinned
+from amc.pruning.finegrained import apply_masks_, magnitude_masks, remove_masks_
+from amc.pruning.latency import measure_latency
+from amc.pruning.selection import SELECTORS
+from amc.schedule import Schedule, load_schedule, save_schedule
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "prune",
+        help="apply a strategy: write the thinned model, its ONNX export and schedule; compare speed",
+        description=(
+            "Remove channels for real: coupled layers (residual adds, depthwise convs, concatenations) keep one "
+            "shared set of channels, BatchNorms and following layers are sliced to match. Writes DIR/model.pt + "
+            "DIR/architecture.json (reload with amc.pruning.export.load_thinned), DIR/model.onnx (checked against "
+            "ONNX Runtime), DIR/strategy.json and DIR/schedule.yaml (Distiller), and prints MACs, params and "
+            "batch-1 CPU latency before and after."
+        ),
+    )
+    parser.add_argument("model", help="model name (resnet20, torchvision:resnet50, ...); see `amc list models`")
+    how = parser.add_mutually_exclusive_group(required=True)
+    how.add_argument("--strategy", type=Path, help="strategy JSON, amc schedule JSON or Distiller schedule YAML")
+    how.add_argument("--keep", type=float, help="uniform keep ratio for every prunable group, e.g. 0.5")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--checkpoint", type=Path, help="weights (.pt from `amc train`, or a state dict)")
+    parser.add_argument(
+        "--selection",
+        default="l1",
+        choices=sorted(SELECTORS),
+        help="channel ranking: l1 / l2 filter norm, or lstsq (L1 + least-squares refit of the next "
+        "layers on calibration images; needs --dataset). Default l1",
+    )
+    parser.add_argument("--dataset", help="calibration data for lstsq and --adaptive-bn (training split)")
+    parser.add_argument("--data-root", help="dataset folder")
+    parser.add_argument(
+        "--search-val-size",
+        type=int,
+        default=DataSection.search_val_size,
+        help="training images held out as search-val, never used for calibration (default as in experiments)",
+    )
+    parser.add_argument(
+        "--adaptive-bn",
+        type=int,
+        default=0,
+        metavar="N",
+        help="re-estimate BatchNorm statistics on N training images after thinning (needs --dataset)",
+    )
+    parser.add_argument("--round-to", type=int, default=8, help="with --keep: channel counts multiple of this (8)")
+    parser.add_argument("--input-size", type=input_size, help="C,H,W (default: the checkpoint's, else the model's)")
+    parser.add_argument("--num-classes", type=int, help="classifier outputs (default: the checkpoint's)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for latency (default 1)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed forward passes per latency figure")
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    model, size, meta = _load_model(args)
+    table = build_layer_table(model, size, args.model)
+    schedule = _schedule(args, table, meta)
+    strategy = schedule.strategy or Strategy.uniform(table, 1.0)
+    calibration = _calibration(args)
+    result = thin_with_report(
+        model, table, strategy.kept_channels(table), selection=args.selection, calibration=calibration
+    )
+    thinned = result.model
+    if result.reconstruction and result.reconstruction.layers:
+        report = result.reconstruction
+        print(
+            f"least-squares refit of {len(report.layers)} layers on {report.images} images: "
+            f"{report.seconds:.1f} s ({report.seconds_per_layer:.3f} s per layer, "
+            f"{report.fit_seconds_per_layer:.3f} s of it sampling and solving)"
+        )
+    if schedule.densities:
+        masks = magnitude_masks(thinned, {n: 1.0 - d for n, d in schedule.densities.densities.items()})
+        remove_masks_(apply_masks_(thinned, masks))
+        print(f"element-wise masks applied to {len(masks)} layers (zeros kept in the weights; no speed-up on CPU)")
+    if args.adaptive_bn:
+        adaptive_bn_(thinned, _batches(args), args.adaptive_bn)
+        print(f"BatchNorm statistics re-estimated on {args.adaptive_bn} training images")
+    files = save_thinned(
+        thinned,
+        args.out,
+        args.model,
+        size[0],
+        table.layers[-1].spec.out_channels,
+        {"input_size": list(size), "checkpoint": str(args.checkpoint or "")},
+    )
+    strategy.save(args.out / "strategy.json")
+    save_schedule(Schedule(strategy, schedule.densities), args.out / "schedule.yaml")
+    print(f"wrote {files.weights}, {files.architecture}, strategy.json, schedule.yaml")
+    if not args.no_onnx:
+        check = export_onnx(thinned, args.out / "model.onnx", size)
+        print(f"wrote {check.path} (ONNX checker ok; ONNX Runtime vs PyTorch max |diff| {check.max_abs_diff:.1e})")
+    print(_comparison(model, thinned, table, size, args.repeats))
+    return 0
+
+
+def _load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, int, int], dict]:
+    state, meta = load_checkpoint(args.checkpoint) if args.checkpoint else ({}, {})
+    size = args.input_size or tuple(meta.get("input_size") or model_info(args.model).input_size)
+    num_classes = args.num_classes or meta.get("num_classes")
+    model = create_model(args.model, in_channels=size[0], num_classes=num_classes)
+    if state:
+        state = {key.removeprefix("module."): value for key, value in state.items()}
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:
+            raise UserError(
+                f"checkpoint {args.checkpoint} does not fit {args.model}: {str(error).splitlines()[-1].strip()}",
+                fix="pass the model name, --input-size and --num-classes it was trained with.",
+            ) from None
+    return model.eval(), size, meta  # type: ignore[return-value]
+
+
+def _schedule(args: argparse.Namespace, table: LayerTable, meta: dict) -> Schedule:
+    if args.strategy:
+        return load_schedule(args.strategy, table)
+    if not 0.0 < args.keep <= 1.0:
+        raise UserError(f"--keep {args.keep} is not a keep ratio.", fix="use a value in (0, 1], e.g. 0.5.")
+    info = StrategyMetadata(
+        model=args.model,
+        dataset=meta.get("dataset", args.dataset or ""),
+        input_size=table.input_size,
+        selection=args.selection,
+        notes=f"uniform keep {args.keep}",
+    )
+    return Schedule(Strategy.uniform(table, args.keep, args.round_to, info))
+
+
+def _batches(args: argparse.Namespace) -> Batches:
+    from amc.data import iterate_batches, load_dataset
+
+    bundle = load_dataset(args.dataset, args.data_root, args.search_val_size)
+    return iterate_batches(bundle.train, 64, shuffle=True, seed=0)
+
+
+def _calibration(args: argparse.Namespace) -> Batches | None:
+    needs = args.selection.startswith("lstsq")
+    if (needs or args.adaptive_bn) and not args.dataset:
+        raise UserError(
+            "--selection lstsq and --adaptive-bn need calibration images.",
+            fix="add --dataset NAME (its training split is used), e.g. --dataset fashion-mnist.",
+        )
+    return _batches(args) if needs else None
+
+
+def _comparison(
+    model: nn.Module, thinned: nn.Module, table: LayerTable, size: tuple[int, int, int], repeats: int
+) -> str:
+    after = build_layer_table(thinned, size, table.model_name)
+    before_ms = measure_latency(model, size, repeats=repeats).median_ms
+    after_ms = measure_latency(thinned, size, repeats=repeats).median_ms
+    rows = [
+        ("MACs", f"{table.total_macs:,}", f"{after.total_macs:,}", table.total_macs / after.total_macs),
+        ("params", f"{table.total_params:,}", f"{after.total_params:,}", table.total_params / after.total_params),
+        (
+            f"latency ms (batch 1, {torch.get_num_threads()} thr)",
+            f"{before_ms:.2f}",
+            f"{after_ms:.2f}",
+            before_ms / after_ms,
+        ),
+    ]
+    lines = [f"{'':34} {'before':>16} {'after':>16} {'ratio':>7}"]
+    lines += [f"{name:34} {b:>16} {a:>16} {r:>6.2f}x" for name, b, a, r in rows]
+    return "\n".join(lines)

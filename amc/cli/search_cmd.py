@@ -1,0 +1,58 @@
+"""`amc search`: find per-layer keep ratios under a hard budget and write a run folder."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from pathlib import Path
+
+from amc.cli.common import add_config_arguments, config_from_args
+from amc.search.methods import METHODS, run_search
+from amc.search.task import build_task
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    methods = "\n".join(f"  {name:<12} {description}" for name, (_, description) in METHODS.items())
+    parser = subparsers.add_parser(
+        "search",
+        help="search per-layer pruning ratios under a budget (AMC agent or a baseline)",
+        description=(
+            "Search per-layer channel keep ratios that meet a hard budget (budget.ratio of the dense cost, or "
+            "budget.value in the cost model's unit) and score best on search-val. Writes a run folder: config.yaml, "
+            "episodes.csv, best_strategy.json, best_schedule.yaml (Distiller), summary.json, plots/, and for AMC the "
+            "agent checkpoint and TensorBoard logs. Ctrl-C or kill loses at most the episode in flight; --resume "
+            f"continues.\n\nmethods:\n{methods}"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--method", help="search method (search.method; default amc)")
+    parser.add_argument("--out", type=Path, help="run folder (default runs/<experiment.name>-<method>)")
+    parser.add_argument("--resume", action="store_true", help="continue the search in --out from its checkpoint")
+    parser.add_argument("--episodes", type=int, help="episodes / trials in all (search.episodes)")
+    parser.add_argument("--budget", type=float, help="budget as a share of the dense cost (budget.ratio)")
+    parser.add_argument("--cost-model", help="cost model (cost.model), e.g. lut:auto, macs, roofline:rpi4-a72")
+    parser.add_argument("--policy", help="a trained agent checkpoint (agent.pt) to run greedily (agent.policy)")
+    parser.set_defaults(func=run)
+
+
+def terminate_as_interrupt() -> None:
+    """`kill` (SIGTERM) stops a search the way Ctrl-C does: checkpoints stay consistent."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args, {
+        "search.method": args.method, "search.episodes": args.episodes, "budget.ratio": args.budget,
+        "cost.model": args.cost_model, "agent.policy": args.policy,
+    })  # fmt: skip
+    out = args.out or Path("runs") / f"{config.experiment.name}-{config.search.method}"
+    terminate_as_interrupt()
+    task = build_task(config, progress=not args.no_progress)
+    result = run_search(task, out, resume=args.resume, progress=not args.no_progress)
+    print(f"run folder: {result.run_dir} ({result.episodes} episodes, {result.wall_s:.0f} s)")
+    return 0

@@ -1,0 +1,43 @@
+"""`amc train`: train a base model and cache its checkpoint (resumable, with a progress bar)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from amc.cli.common import add_config_arguments, config_from_args
+from amc.experiment import checkpoint_path, load_data, train_base_model
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a base model on a dataset and cache the checkpoint",
+        description=(
+            "Train a model from scratch (SGD + cosine schedule, shifts/flips augmentation) on the training split "
+            "(search-val held out), report test accuracy, and cache the checkpoint where searches find it "
+            "($AMC_CACHE/checkpoints, default ~/.cache/amc). Each epoch is checkpointed: re-running the same "
+            "command after Ctrl-C or kill resumes."
+        ),
+    )
+    add_config_arguments(parser)
+    parser.add_argument("--epochs", type=int, help="training epochs (train.epochs; default 3)")
+    parser.add_argument("--lr", type=float, help="peak learning rate (train.lr)")
+    parser.add_argument("--out", type=Path, help="checkpoint path (default: the cache path searches use)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args, {"train.epochs": args.epochs, "train.lr": args.lr})
+    torch.set_num_threads(config.experiment.threads)
+    bundle = load_data(config)
+    out = args.out or checkpoint_path(config)
+    print(
+        f"training {config.model.name} on {bundle.name} ({len(bundle.train)} train / {len(bundle.search_val)} "
+        f"search-val images, {config.experiment.threads} threads) -> {out}"
+    )
+    train_base_model(config, bundle, out, progress=not args.no_progress)
+    print(f"saved {out}")
+    return 0

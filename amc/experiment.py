@@ -1,0 +1,106 @@
+"""From a validated config to the objects a run needs: data splits and the trained base model.
+
+The base model is the cached result of `amc train` for (model, dataset, seed); with model.checkpoint: auto
+a missing one is trained on the spot (and cached), so the demo runs on a fresh machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from amc.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
+from amc.config import ExperimentConfig
+from amc.data import DataBundle, load_dataset
+from amc.errors import UserError
+from amc.models import create_model
+from amc.training import TrainResult, TrainSettings, evaluate, train
+
+
+def load_data(config: ExperimentConfig) -> DataBundle:
+    data = config.data
+    return load_dataset(data.dataset, data.root, data.search_val_size, data.split_seed, data.image_size)
+
+
+def build_model(config: ExperimentConfig, bundle: DataBundle) -> nn.Module:
+    return create_model(config.model.name, in_channels=bundle.input_size[0], num_classes=bundle.num_classes)
+
+
+def checkpoint_path(config: ExperimentConfig) -> Path | None:
+    if config.model.checkpoint == "none":
+        return None
+    if config.model.checkpoint == "auto":
+        return base_checkpoint_path(config.model.name, config.data.dataset, config.experiment.seed)
+    return Path(config.model.checkpoint)
+
+
+def train_base_model(
+    config: ExperimentConfig, bundle: DataBundle, out: Path, progress: bool = True, log: Callable[[str], None] = print
+) -> tuple[nn.Module, TrainResult, float]:
+    """Train the configured model from scratch (resumable), save it to `out`; returns (model, history, test top-1)."""
+    torch.manual_seed(config.experiment.seed)
+    model = build_model(config, bundle)
+    section = config.train
+    settings = TrainSettings(
+        section.epochs,
+        section.batch_size,
+        section.optimizer,
+        section.lr,
+        section.weight_decay,
+        section.label_smoothing,
+        section.augment and bundle.augmentable,
+        config.experiment.seed,
+    )
+    state_path = out.with_suffix(".state.pt")
+    result = train(model, bundle.train, bundle.search_val, settings, state_path=state_path, progress=progress, log=log)
+    tick = time.perf_counter()
+    test = evaluate(model, bundle.test, config.data.batch_size)
+    log(
+        f"test accuracy {100 * test.top1:.2f}% (top-5 {100 * test.top5:.2f}%) on {test.images} images "
+        f"in {time.perf_counter() - tick:.1f} s; training took {result.seconds:.0f} s"
+    )
+    save_checkpoint(
+        out,
+        model,
+        {
+            "model": config.model.name,
+            "dataset": bundle.name,
+            "input_size": list(bundle.input_size),
+            "num_classes": bundle.num_classes,
+            "epochs": section.epochs,
+            "seed": config.experiment.seed,
+            "test_top1": test.top1,
+            "test_top5": test.top5,
+            "train_seconds": result.seconds,
+            "threads": torch.get_num_threads(),
+        },
+    )
+    state_path.unlink(missing_ok=True)
+    return model, result, test.top1
+
+
+def load_base_model(
+    config: ExperimentConfig, bundle: DataBundle, progress: bool = True, log: Callable[[str], None] = print
+) -> nn.Module:
+    """The trained base model in eval mode; trains and caches it first when model.checkpoint is auto and missing."""
+    path = checkpoint_path(config)
+    model = build_model(config, bundle)
+    if path is None:
+        log("model.checkpoint is none: using random weights (accuracies will be meaningless).")
+    elif path.is_file():
+        load_weights(model, path)
+    elif config.model.checkpoint == "auto":
+        log(
+            f"no cached {config.model.name} for {config.data.dataset}: training it now "
+            f"({config.train.epochs} epochs; cached at {path})"
+        )
+        model, _, _ = train_base_model(config, bundle, path, progress=progress, log=log)
+    else:
+        raise UserError(
+            f"model.checkpoint {path} does not exist.", fix="train one with `amc train`, or set model.checkpoint: auto."
+        )
+    return model.eval()

@@ -1,0 +1,1 @@
+"""Reports: plots and tables of searches and their results."""

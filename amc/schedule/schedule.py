@@ -1,0 +1,110 @@
+"""A pruning schedule as amc reads it: structured part (a Strategy) and element-wise part (LayerDensities).
+
+Distiller schedules can mix both (filter pruning with thinning, then fine-grained AGP on other layers), so the
+imported form holds both; either may be absent. JSON files hold a Strategy, LayerDensities or both.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amc.errors import UserError
+from amc.graph import LayerTable
+from amc.io import atomic_write_text
+from amc.pruning.finegrained import DENSITIES_TYPE, LayerDensities
+from amc.pruning.strategy import STRATEGY_TYPE, Strategy
+
+SCHEDULE_TYPE = "amc.Schedule"
+SCHEDULE_VERSION = 1
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Channels removed (strategy) and element-wise weight densities (densities); None when a part is absent."""
+
+    strategy: Strategy | None = None
+    densities: LayerDensities | None = None
+
+    def kept_channels(self, table: LayerTable) -> dict[int, int]:
+        return self.strategy.kept_channels(table) if self.strategy else {}
+
+    def density(self, layer_name: str) -> float:
+        return self.densities.densities.get(layer_name, 1.0) if self.densities else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "_type": SCHEDULE_TYPE,
+            "_version": SCHEDULE_VERSION,
+            "strategy": self.strategy.to_dict() if self.strategy else None,
+            "densities": self.densities.to_dict() if self.densities else None,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "schedule") -> Schedule:
+        kind = data.get("_type") if isinstance(data, dict) else None
+        if kind == STRATEGY_TYPE:
+            return cls(strategy=Strategy.from_dict(data, source))
+        if kind == DENSITIES_TYPE:
+            return cls(densities=LayerDensities.from_dict(data, source))
+        if kind != SCHEDULE_TYPE:
+            raise UserError(
+                f"{source} is not an amc schedule, strategy or densities JSON (_type {kind!r}).",
+                fix="pass a file written by amc, or a Distiller schedule YAML.",
+            )
+        version = data.get("_version")
+        if not isinstance(version, int) or not 1 <= version <= SCHEDULE_VERSION:
+            raise UserError(
+                f"{source} has format version {version!r}; this amc reads 1..{SCHEDULE_VERSION}.", fix="upgrade amc."
+            )
+        strategy, densities = data.get("strategy"), data.get("densities")
+        return cls(
+            Strategy.from_dict(strategy, f"{source} key 'strategy'") if strategy else None,
+            LayerDensities.from_dict(densities, f"{source} key 'densities'") if densities else None,
+        )
+
+
+def load_schedule(path: str | Path, table: LayerTable) -> Schedule:
+    """Read a Distiller YAML schedule or an amc JSON (schedule, strategy or densities), checked against `table`."""
+    from amc.schedule.distiller import parse_distiller
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"schedule file {path} does not exist.", fix="check the path.")
+    text = path.read_text()
+    source = f"schedule {path}"
+    if path.suffix.lower() in YAML_SUFFIXES:
+        return parse_distiller(text, table, source)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UserError(
+            f"{source} is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.",
+            fix="use a .yaml suffix for Distiller schedules, .json for amc's.",
+        ) from None
+    schedule = Schedule.from_dict(data, source)
+    if schedule.strategy:
+        schedule.strategy.check(table)
+    if schedule.densities:
+        schedule.densities.check(table)
+    return schedule
+
+
+def save_schedule(schedule: Schedule | Strategy | LayerDensities, path: str | Path, prefix: str = "module.") -> None:
+    """Write by suffix: .yaml/.yml a Distiller schedule (parameter names with `prefix`), .json amc's JSON."""
+    from amc.schedule.distiller import schedule_to_distiller_yaml
+
+    path = Path(path)
+    if isinstance(schedule, Strategy):
+        schedule = Schedule(strategy=schedule)
+    elif isinstance(schedule, LayerDensities):
+        schedule = Schedule(densities=schedule)
+    if path.suffix.lower() in YAML_SUFFIXES:
+        atomic_write_text(path, schedule_to_distiller_yaml(schedule, prefix))
+    elif schedule.densities is None and schedule.strategy is not None:
+        schedule.strategy.save(path)
+    else:
+        atomic_write_text(path, json.dumps(schedule.to_dict(), indent=2) + "\n")

@@ -1,0 +1,48 @@
+"""The cost model a config names, ready for a search on one network.
+
+`lut:auto` is this machine's measured latency table for the configured model and input size, cached under
+$AMC_CACHE/luts and built on demand (every layer variant the search can visit, then the per-network overhead
+fitted on a few whole-network runs), so the demo prices real latency on a fresh machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from torch import nn
+
+from amc.checkpoints import cache_dir
+from amc.config import ExperimentConfig
+from amc.graph import LayerTable
+from hwmodel import CostModel, create_cost_model
+
+AUTO_LUT = "lut:auto"
+LUT_THREADS = 1
+"""LUTs are measured on one thread: the figure is stable when the other core is busy, and it is the setting
+latency-bound deployment uses."""
+
+
+def auto_lut_path(config: ExperimentConfig, input_size: tuple[int, int, int]) -> Path:
+    safe = config.model.name.replace(":", "-")
+    size = "x".join(map(str, input_size))
+    return cache_dir() / "luts" / f"{safe}__{size}__{config.cost.lut_backend}__t{LUT_THREADS}.json"
+
+
+def make_cost_model(
+    config: ExperimentConfig, model: nn.Module, table: LayerTable, progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> CostModel:  # fmt: skip
+    name = config.cost.model
+    if name == AUTO_LUT:
+        from amc.latency_tables import Network, build_lut
+
+        path = auto_lut_path(config, table.input_size)
+        network = Network(config.model.name, model, table, table.input_size)
+        return build_lut(
+            network, path, backend=config.cost.lut_backend, threads=LUT_THREADS, round_to=config.search.round_to,
+            lbound=config.search.lbound, progress=progress, log=log,
+        )  # fmt: skip
+    if name.startswith("lut:"):
+        return create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut)
+    return create_cost_model(name)

@@ -1,0 +1,28 @@
+"""Search methods by name. Each takes (task, run folder path, resume, progress, log) and returns a SearchResult."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from amc.errors import UserError
+from amc.search.amc_method import run_amc
+from amc.search.result import SearchResult
+from amc.search.task import SearchTask
+
+SearchMethod = Callable[..., SearchResult]
+
+METHODS: dict[str, tuple[SearchMethod, str]] = {
+    "amc": (run_amc, "AMC: DDPG agent choosing per-layer keep ratios, budget enforced by clipping (He et al. 2018)"),
+}
+
+
+def get_method(name: str) -> SearchMethod:
+    if name not in METHODS:
+        raise UserError(f"search.method {name!r} is not known.", fix=f"use one of {', '.join(METHODS)}.")
+    return METHODS[name][0]
+
+
+def run_search(task: SearchTask, out: Path, resume: bool = False, progress: bool = True,
+               log: Callable[[str], None] = print) -> SearchResult:  # fmt: skip
+    return get_method(task.config.search.method)(task, out, resume=resume, progress=progress, log=log)

@@ -1,0 +1,146 @@
+"""The run folder every search method writes, so runs of different methods compare side by side.
+
+    config.yaml          the resolved config, as run
+    episodes.csv         one row per episode / trial / candidate: keep ratios, cost, accuracy, reward, times
+    best_strategy.json   the best strategy found so far (rewritten atomically on improvement)
+    best_schedule.yaml   the same as a Distiller-style schedule
+    summary.json         dense vs best: cost, measured latency, search-val accuracy, wall time
+    plots/               progress over episodes, per-layer keep ratios of the best strategy
+
+Rows are appended and flushed as they come; on --resume the file is cut back to what the method's own
+checkpoint covers, so an episode that was in flight when the run was killed is neither lost twice nor duplicated.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from amc.config import ExperimentConfig, save_config
+from amc.errors import UserError
+from amc.io import atomic_write_json, atomic_write_text
+from amc.pruning import Strategy
+from amc.schedule import strategy_to_distiller_yaml
+
+BASE_COLUMNS = ("episode", "reward", "accuracy", "cost", "budget", "wall_s", "eval_s", "prune_s", "cost_s", "agent_s")
+
+
+@dataclass
+class EpisodeRow:
+    """One scored candidate of a search."""
+
+    episode: int
+    reward: float
+    accuracy: float
+    cost: float
+    budget: float
+    keep_ratios: Sequence[float]
+    wall_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_csv(self, columns: Sequence[str]) -> list[str]:
+        values: dict[str, Any] = {
+            "episode": self.episode, "reward": self.reward, "accuracy": self.accuracy, "cost": self.cost,
+            "budget": self.budget, "wall_s": self.wall_s, **self.timings,
+        }  # fmt: skip
+        cells = [_cell(values.get(column, "")) for column in columns[: len(BASE_COLUMNS)]]
+        return cells + [_cell(keep) for keep in self.keep_ratios]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class RunFolder:
+    """Writes a search's outputs; `best` holds the best row and strategy seen (by reward)."""
+
+    def __init__(self, path: Path, layer_names: Sequence[str]) -> None:
+        self.path = Path(path)
+        self.columns = (*BASE_COLUMNS, *(f"keep:{name}" for name in layer_names))
+        self.best_row: EpisodeRow | None = None
+        self.best_strategy: Strategy | None = None
+        self.rows_written = 0
+
+    @classmethod
+    def create(
+        cls, path: Path, config: ExperimentConfig, layer_names: Sequence[str], resume: bool, keep_rows: int = 0
+    ) -> RunFolder:
+        """Start a new run folder, or with `resume` reopen one keeping its first `keep_rows` episode rows."""
+        folder = cls(path, layer_names)
+        episodes = folder.path / "episodes.csv"
+        if episodes.exists() and not resume:
+            raise UserError(
+                f"run folder {folder.path} already holds a search (episodes.csv).",
+                fix="add --resume to continue it, or choose another --out.",
+            )
+        folder.path.mkdir(parents=True, exist_ok=True)
+        save_config(config, folder.path / "config.yaml")
+        rows = folder.read_rows()[:keep_rows] if resume and episodes.exists() else []
+        folder._rewrite(rows)
+        return folder
+
+    # ----------------------------------------------------------------- episodes.csv
+
+    def read_rows(self) -> list[dict[str, str]]:
+        path = self.path / "episodes.csv"
+        if not path.exists():
+            return []
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(self.columns)
+        for row in rows:
+            writer.writerow([row.get(column, "") for column in self.columns])
+        atomic_write_text(self.path / "episodes.csv", buffer.getvalue())
+        self.rows_written = len(rows)
+
+    def append(self, row: EpisodeRow, strategy: Strategy | None = None) -> bool:
+        """Append one row (flushed to disk); returns True when it is the new best (and saves it)."""
+        with (self.path / "episodes.csv").open("a", newline="") as handle:
+            csv.writer(handle).writerow(row.as_csv(self.columns))
+            handle.flush()
+        self.rows_written += 1
+        improved = self.best_row is None or row.reward > self.best_row.reward
+        if improved and strategy is not None:
+            self.best_row = row
+            self.save_best(strategy)
+        return improved
+
+    def save_best(self, strategy: Strategy) -> None:
+        self.best_strategy = strategy
+        strategy.save(self.path / "best_strategy.json")
+        atomic_write_text(self.path / "best_schedule.yaml", strategy_to_distiller_yaml(strategy))
+
+    def restore_best(self) -> None:
+        """After a resume: the best row and strategy from what is already on disk."""
+        rows = self.read_rows()
+        if not rows or not (self.path / "best_strategy.json").exists():
+            return
+        best = max(rows, key=lambda row: float(row["reward"]))
+        keeps = [float(row[column]) for column in self.columns[len(BASE_COLUMNS) :] if row.get(column)]
+        self.best_row = EpisodeRow(
+            int(best["episode"]), float(best["reward"]), float(best["accuracy"]), float(best["cost"]),
+            float(best["budget"]), keeps, float(best["wall_s"]),
+        )  # fmt: skip
+        self.best_strategy = Strategy.load(self.path / "best_strategy.json")
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.path / "summary.json", _finite(summary))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,191 @@
+"""Training, fine-tuning and evaluation loops for classification CNNs on the CPU.
+
+One loop serves base-model training and fine-tuning of pruned networks. It checkpoints every epoch
+(model, optimiser, schedule and RNG state, atomically), so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from amc.data import augment_batch, iterate_batches
+from amc.io import atomic_torch_save
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    top1: float
+    """Share of images whose top prediction is right (0..1)."""
+    top5: float
+    loss: float
+    images: int
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    train_top1: float
+    val_top1: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    epochs: tuple[EpochRecord, ...]
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: int
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.0
+    augment: bool = True
+    seed: int = 0
+
+
+def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: int | None = None) -> EvalResult:
+    """Top-1/top-5 accuracy and mean loss on the first `limit` images (all when None); the model is left in eval."""
+    model.eval()
+    correct1 = correct5 = 0
+    loss_sum = 0.0
+    count = 0
+    with torch.inference_mode():
+        for images, labels in iterate_batches(dataset, batch_size, limit=limit):
+            logits = model(images)
+            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
+            top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            correct1 += (top[:, 0] == labels).sum().item()
+            correct5 += (top == labels.unsqueeze(1)).any(dim=1).sum().item()
+            count += len(labels)
+    if count == 0:
+        raise ValueError("evaluate() got an empty dataset")
+    return EvalResult(correct1 / count, correct5 / count, loss_sum / count, count)
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(
+            model.parameters(), lr=settings.lr, momentum=0.9, nesterov=True, weight_decay=settings.weight_decay
+        )
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    raise ValueError(f"unknown optimizer {settings.optimizer!r}: use sgd or adamw")
+
+
+def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up, then cosine decay to zero."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def train(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    settings: TrainSettings,
+    state_path: Path | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    val_images: int | None = None,
+) -> TrainResult:
+    """Train `model` in place; with `state_path`, checkpoint each epoch there and resume from it if present."""
+    torch.manual_seed(settings.seed)
+    optimizer = make_optimizer(model, settings)
+    steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)  # type: ignore[arg-type]
+    total = steps_per_epoch * settings.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total, min(200, total // 10)))
+    records: list[EpochRecord] = []
+    start_epoch = 0
+    if state_path is not None and Path(state_path).is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        records = [EpochRecord(**record) for record in state["records"]]
+        start_epoch = int(state["epoch"])
+        log(f"resuming from {state_path} after epoch {start_epoch}")
+    begin = time.perf_counter()
+    criterion = nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing)
+    for epoch in range(start_epoch, settings.epochs):
+        generator = torch.Generator().manual_seed(settings.seed * 1000 + epoch)
+        tick = time.perf_counter()
+        model.train()
+        batches = iterate_batches(train_set, settings.batch_size, shuffle=True, seed=settings.seed * 1000 + epoch)
+        loss_sum, correct, seen = _run_epoch(
+            model,
+            batches,
+            optimizer,
+            scheduler,
+            criterion,
+            settings,
+            generator,
+            tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False),
+        )
+        val = evaluate(model, val_set, limit=val_images)
+        record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, val.top1, time.perf_counter() - tick)
+        records.append(record)
+        log(
+            f"epoch {record.epoch}/{settings.epochs}: train loss {record.train_loss:.4f}  train acc "
+            f"{100 * record.train_top1:.2f}%  val acc {100 * record.val_top1:.2f}%  ({record.seconds:.0f} s)"
+        )
+        if state_path is not None:
+            atomic_torch_save(
+                state_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch + 1,
+                    "records": [record.__dict__ for record in records],
+                },
+            )
+    return TrainResult(tuple(records), time.perf_counter() - begin)
+
+
+def _run_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    criterion: nn.Module,
+    settings: TrainSettings,
+    generator: torch.Generator,
+    bar: tqdm,
+) -> tuple[float, int, int]:
+    loss_sum, correct, seen = 0.0, 0, 0
+    with bar:
+        for images, labels in batches:
+            if settings.augment and images.dim() == 4:
+                images = augment_batch(images, generator)
+            logits = model(images)
+            loss = criterion(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{100 * correct / seen:.1f}%")
+    return loss_sum, correct, seen

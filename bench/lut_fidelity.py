@@ -1,0 +1,79 @@
+"""LUT fidelity on this machine: LUT sums vs end-to-end latency of random pruned variants, both backends.
+
+For each model and backend: a LUT (filled on demand by the same measurement routine `amc lut build` uses),
+the per-network overhead fitted on 5 whole-network runs, then `amc lut validate`'s comparison on N random pruned
+variants (batch 1, 1 thread). Bars: MAPE <= 10%, >= 90% within ±10%, Spearman >= 0.95, and a higher rank
+correlation than the MACs proxy. Run on a quiet machine:
+
+    .venv/bin/python bench/lut_fidelity.py --samples 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from amc.cli.lut_cmd import Grid, calibrate_overhead, load_network, validate_lut
+from hwmodel.lut import LatencyTable, LutCostModel, structure_key
+from hwmodel.lut.timing import contention_note
+
+INPUT_SIZES = {"resnet20": (3, 32, 32), "torchvision:mobilenet_v2": (3, 224, 224)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(INPUT_SIZES))
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
+    parser.add_argument("--samples", type=int, default=50, help="random pruned variants per model and backend")
+    parser.add_argument("--calibrate", type=int, default=5, help="whole-network runs for the overhead fit")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out-dir", type=Path, default=Path("bench/results"), help="where the LUT files go")
+    parser.add_argument("--reuse", action="store_true", help="reuse LUT files (and overheads) from --out-dir")
+    args = parser.parse_args()
+    print(contention_note(getattr(args, "threads", 1)) or "machine looks quiet (load average below the free cores)")
+    torch.set_num_threads(args.threads)
+
+    rows = []
+    for model in args.models:
+        network = load_network(model, INPUT_SIZES.get(model))
+        for backend in args.backends:
+            path = args.out_dir / f"{model.replace(':', '_')}_{backend}.json"
+            if args.reuse and path.exists():
+                lut = LutCostModel.open(path)
+            else:
+                path.unlink(missing_ok=True)
+                lut = LutCostModel(LatencyTable.create(backend, args.threads, 10, args.repeats), path)
+            start = time.monotonic()
+            if structure_key(network.table.specs()) not in lut.table.overheads:
+                calibrate_overhead(lut, network, args.calibrate, Grid(), seed=0)
+            report = validate_lut(lut, network, args.samples, Grid(), seed=0)
+            rows.append((model, backend, report, lut.overhead_ms(network.table.specs()), time.monotonic() - start))
+
+    header = f"{'model':<26} {'backend':<12} {'n':>3} {'MAPE%':>6} {'<=10%':>6} {'rho':>6} {'tau':>6} "
+    header += f"{'MACs rho':>8} {'MACs tau':>8} {'ovh ms':>7} {'secs':>5}  bars"
+    print(header)
+    failed = False
+    for model, backend, r, overhead, seconds in rows:
+        bars = {
+            "MAPE<=10": r.mape <= 10,
+            "within>=90%": r.within_10pct >= 0.9,
+            "rho>=0.95": r.spearman >= 0.95,
+            "beats MACs": r.spearman > r.macs_spearman and r.kendall > r.macs_kendall,
+        }
+        failed |= not all(bars.values())
+        verdict = " ".join(f"{name}:{'ok' if ok else 'FAIL'}" for name, ok in bars.items())
+        print(
+            f"{model:<26} {backend:<12} {r.n:>3} {r.mape:>6.2f} {r.within_10pct * 100:>5.1f}% {r.spearman:>6.3f} "
+            f"{r.kendall:>6.3f} {r.macs_spearman:>8.3f} {r.macs_kendall:>8.3f} {overhead:>+7.3f} {seconds:>5.0f}  "
+            + verdict
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

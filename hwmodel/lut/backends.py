@@ -1,0 +1,267 @@
+"""Measuring latency on this machine: one layer as one unit (conv + what is fused after it), or a whole network.
+
+Two backends, each with a fixed thread count:
+- torch: PyTorch eager on CPU, `inference_mode`, the unit an `nn.Sequential(conv, bn, act)` in eval mode, the
+  same modules the network runs one after another;
+- onnxruntime: ONNX Runtime's CPU provider with all graph optimisations (it folds BN into the conv and fuses the
+  activation, as it does for the exported network); the unit graph is written directly with `onnx.helper`
+  (opset 17) because exporting every LUT entry through `torch.onnx.export` would take most of the build time.
+Only float32 layers are measured.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from hwmodel.errors import HwModelError
+from hwmodel.lut.fingerprint import BACKENDS, ORT_PROVIDER
+from hwmodel.lut.timing import Measurement, time_callable
+from hwmodel.spec import LayerSpec
+
+ONNX_OPSET = 17
+ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid", "silu", "gelu")
+_TORCH_ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "hardswish": nn.Hardswish,
+    "hardsigmoid": nn.Hardsigmoid,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+}
+
+
+class Backend(Protocol):
+    name: str
+    threads: int
+
+    def measure_layer(self, spec: LayerSpec) -> Measurement: ...
+
+    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement: ...
+
+
+def _check_measurable(spec: LayerSpec) -> None:
+    if spec.dtype != "float32":
+        raise HwModelError(
+            f"cannot measure a {spec.dtype} layer: LUTs time float32 layers only ({spec.key()}).",
+            fix="describe the layer as float32, or price it with an analytic model (roofline:, systolic:).",
+        )
+    unknown = [kind for kind in spec.fused if kind != "bn" and kind not in ACTIVATIONS]
+    if unknown:
+        raise HwModelError(
+            f"cannot measure layer {spec.key()}: fused op(s) {unknown} are not supported.",
+            fix=f"fused ops may be bn and {', '.join(ACTIVATIONS)}.",
+        )
+
+
+def torch_unit(spec: LayerSpec) -> tuple[nn.Module, torch.Tensor]:
+    """The layer and its fused followers as one eval-mode module, and an input for it."""
+    _check_measurable(spec)
+    layer: nn.Module
+    if spec.op == "linear":
+        layer = nn.Linear(spec.in_channels, spec.out_channels, bias=spec.bias)
+        example = torch.randn(spec.batch, spec.in_channels)
+    else:
+        layer = nn.Conv2d(
+            spec.in_channels,
+            spec.out_channels,
+            spec.kernel,
+            spec.stride,
+            spec.padding,
+            spec.dilation,
+            groups=spec.groups,
+            bias=spec.bias,
+        )
+        example = torch.randn(spec.batch, spec.in_channels, *spec.in_hw)
+    modules: list[nn.Module] = [layer]
+    for kind in spec.fused:
+        if kind == "bn":
+            norm = nn.BatchNorm1d if spec.op == "linear" else nn.BatchNorm2d
+            modules.append(norm(spec.out_channels))
+        else:
+            modules.append(_TORCH_ACTIVATIONS[kind]())
+    return nn.Sequential(*modules).eval(), example
+
+
+def onnx_unit(spec: LayerSpec) -> tuple[bytes, np.ndarray]:
+    """The layer and its fused followers as a serialised ONNX model, and an input for it."""
+    _check_measurable(spec)
+    rng = np.random.default_rng(0)
+    inits: list[onnx.TensorProto] = []
+
+    def constant(name: str, value: np.ndarray) -> str:
+        inits.append(numpy_helper.from_array(value.astype(np.float32), name))
+        return name
+
+    if spec.op == "linear":
+        shape = [spec.batch, spec.in_channels]
+        inputs = ["x", constant("w", rng.standard_normal((spec.out_channels, spec.in_channels)))]
+        if spec.bias:
+            inputs.append(constant("b", rng.standard_normal(spec.out_channels)))
+        nodes = [helper.make_node("Gemm", inputs, ["y0"], transB=1)]
+    else:
+        shape = [spec.batch, spec.in_channels, *spec.in_hw]
+        weight = rng.standard_normal((spec.out_channels, spec.in_channels // spec.groups, *spec.kernel))
+        inputs = ["x", constant("w", weight)]
+        if spec.bias:
+            inputs.append(constant("b", rng.standard_normal(spec.out_channels)))
+        nodes = [
+            helper.make_node(
+                "Conv",
+                inputs,
+                ["y0"],
+                kernel_shape=list(spec.kernel),
+                strides=list(spec.stride),
+                pads=[*spec.padding, *spec.padding],
+                dilations=list(spec.dilation),
+                group=spec.groups,
+            )
+        ]
+    current = "y0"
+    for index, kind in enumerate(spec.fused):
+        out = f"y{index + 1}"
+        nodes += _onnx_follower(kind, current, out, spec.out_channels, constant, rng)
+        current = out
+    graph = helper.make_graph(
+        nodes,
+        "unit",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info(current, TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    model.ir_version = 8
+    return model.SerializeToString(), rng.standard_normal(shape).astype(np.float32)
+
+
+def _onnx_follower(kind: str, x: str, out: str, channels: int, constant: Any, rng: np.random.Generator) -> list[Any]:
+    """The ONNX nodes torch.onnx.export writes for one fused follower."""
+    if kind == "bn":
+        names = [
+            constant(f"{out}_scale", rng.uniform(0.5, 1.5, channels)),
+            constant(f"{out}_bias", rng.standard_normal(channels)),
+            constant(f"{out}_mean", rng.standard_normal(channels)),
+            constant(f"{out}_var", rng.uniform(0.5, 1.5, channels)),
+        ]
+        return [helper.make_node("BatchNormalization", [x, *names], [out], epsilon=1e-5)]
+    if kind == "relu":
+        return [helper.make_node("Relu", [x], [out])]
+    if kind == "relu6":
+        bounds = [constant(f"{out}_min", np.array(0.0)), constant(f"{out}_max", np.array(6.0))]
+        return [helper.make_node("Clip", [x, *bounds], [out])]
+    if kind == "hardswish":
+        return [helper.make_node("HardSwish", [x], [out])]
+    if kind == "hardsigmoid":
+        return [helper.make_node("HardSigmoid", [x], [out], alpha=1.0 / 6.0, beta=0.5)]
+    if kind == "silu":
+        return [helper.make_node("Sigmoid", [x], [f"{out}_s"]), helper.make_node("Mul", [x, f"{out}_s"], [out])]
+    root2, one, half = (constant(f"{out}_{n}", np.array(v)) for n, v in (("r2", math.sqrt(2)), ("1", 1.0), ("h", 0.5)))
+    return [
+        helper.make_node("Div", [x, root2], [f"{out}_d"]),
+        helper.make_node("Erf", [f"{out}_d"], [f"{out}_e"]),
+        helper.make_node("Add", [f"{out}_e", one], [f"{out}_a"]),
+        helper.make_node("Mul", [x, f"{out}_a"], [f"{out}_m"]),
+        helper.make_node("Mul", [f"{out}_m", half], [out]),
+    ]
+
+
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run with `threads` intra-op threads, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class TorchBackend:
+    """PyTorch eager on CPU with a fixed thread count."""
+
+    name = "torch"
+
+    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30) -> None:
+        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+
+    def _time(self, module: nn.Module, example: torch.Tensor) -> Measurement:
+        with torch_threads(self.threads), torch.inference_mode():
+            return time_callable(lambda: module(example), self.warmup, self.repeats)
+
+    def measure_layer(self, spec: LayerSpec) -> Measurement:
+        module, example = torch_unit(spec)
+        return self._time(module, example)
+
+    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
+        """End-to-end latency of `model` on one input of `input_shape` (a copy is timed; the model is untouched)."""
+        return self._time(copy.deepcopy(model).eval().cpu(), torch.randn(*input_shape))
+
+
+class OrtBackend:
+    """ONNX Runtime, CPU execution provider, all graph optimisations, a fixed thread count, sequential execution."""
+
+    name = "onnxruntime"
+
+    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30) -> None:
+        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+
+    def _session(self, model_bytes: bytes) -> Any:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        return ort.InferenceSession(model_bytes, options, providers=[ORT_PROVIDER])
+
+    def _time(self, model_bytes: bytes, example: np.ndarray) -> Measurement:
+        """Time `run_with_iobinding` (input bound once): half the per-call overhead of `session.run`."""
+        session = self._session(model_bytes)
+        binding = session.io_binding()
+        binding.bind_cpu_input(session.get_inputs()[0].name, example)
+        for output in session.get_outputs():
+            binding.bind_output(output.name)
+        return time_callable(lambda: session.run_with_iobinding(binding), self.warmup, self.repeats)
+
+    def measure_layer(self, spec: LayerSpec) -> Measurement:
+        return self._time(*onnx_unit(spec))
+
+    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
+        """Export `model` (a copy, eval mode) with torch.onnx (TorchScript exporter) and time it end to end."""
+        example = torch.randn(*input_shape)
+        buffer = io.BytesIO()
+        with torch_threads(self.threads):
+            torch.onnx.export(
+                copy.deepcopy(model).eval().cpu(),
+                (example,),
+                buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary stream
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=["input"],
+                output_names=["output"],
+            )
+        return self._time(buffer.getvalue(), example.numpy())
+
+
+def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int = 30) -> Backend:
+    if name not in BACKENDS:
+        raise HwModelError(f"unknown LUT backend {name!r}.", fix=f"use one of {', '.join(BACKENDS)}.")
+    if threads < 1 or repeats < 1 or warmup < 0:
+        raise HwModelError(
+            f"bad measurement settings: threads={threads}, warmup={warmup}, repeats={repeats}.",
+            fix="use threads >= 1, warmup >= 0, repeats >= 1 (30 or more for a real LUT).",
+        )
+    backend_class = TorchBackend if name == "torch" else OrtBackend
+    return backend_class(threads, warmup, repeats)

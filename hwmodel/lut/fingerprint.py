@@ -1,0 +1,74 @@
+"""The device fingerprint a LUT carries: everything that makes a measured latency true here and not elsewhere.
+
+A table measured on another CPU, with another thread count, or under another library version prices the wrong
+device; loading one is an error unless the caller says otherwise (`allow_foreign`).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from pathlib import Path
+
+from hwmodel.errors import HwModelError
+
+BACKENDS = ("torch", "onnxruntime")
+"""torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider."""
+
+ORT_PROVIDER = "CPUExecutionProvider"
+ORT_OPTIMIZATION = "ORT_ENABLE_ALL"
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Hardware", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _onednn_version() -> str:
+    import torch
+
+    found = re.search(r"(?:MKL-DNN|oneDNN) v([\d.]+)", torch.__config__.show())
+    return found.group(1) if found else "none"
+
+
+def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
+    """The fingerprint of this machine for `backend` run with `threads` threads (all values text)."""
+    if backend not in BACKENDS:
+        raise HwModelError(f"unknown LUT backend {backend!r}.", fix=f"use one of {', '.join(BACKENDS)}.")
+    fingerprint = {
+        "backend": backend,
+        "cpu_model": cpu_model(),
+        "logical_cores": str(os.cpu_count() or 0),
+        "machine": platform.machine(),
+        "threads": str(threads),
+    }
+    if backend == "torch":
+        import torch
+
+        fingerprint |= {"torch": torch.__version__, "onednn": _onednn_version(), "provider": "eager-cpu"}
+    else:
+        import onnxruntime
+
+        fingerprint |= {
+            "onnxruntime": onnxruntime.__version__,
+            "provider": ORT_PROVIDER,
+            "graph_optimization": ORT_OPTIMIZATION,
+        }
+    return fingerprint
+
+
+def fingerprint_mismatches(stored: dict[str, str], current: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(field, value in the file, value here) for every field on which the two fingerprints differ."""
+    fields = sorted(set(stored) | set(current))
+    return [
+        (field, stored.get(field, "<missing>"), current.get(field, "<missing>"))
+        for field in fields
+        if stored.get(field) != current.get(field)
+    ]

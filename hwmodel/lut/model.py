@@ -1,0 +1,160 @@
+"""`lut:<file>`: latency (ms) looked up in a measured table, with missing entries measured on demand.
+
+The file is read once; a lookup is a dict hit. A spec that is not in the table is measured here and now (no
+interpolation across channel counts: latency is a staircase), added, and written back at most every
+`save_every_s` seconds and on `flush()`. Fine-grained weight sparsity is priced as the dense layer: CPUs do not
+skip zeros (wrap the model in `sparse:` for hardware that does).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hwmodel.base import CachedCostModel
+from hwmodel.errors import HwModelError
+from hwmodel.lut.fingerprint import device_fingerprint, fingerprint_mismatches
+from hwmodel.lut.table import LatencyTable, NetworkOverhead, structure_key, structure_of
+from hwmodel.lut.timing import Measurement
+from hwmodel.spec import LayerSpec
+
+if TYPE_CHECKING:
+    from hwmodel.lut.backends import Backend
+
+FOREIGN_FIX = (
+    "build a LUT on this machine with `amc lut build`, or pass allow_foreign=True (CLI: --allow-foreign-lut) "
+    "to use it anyway."
+)
+
+
+def check_device(table: LatencyTable, path: Path | str, allow_foreign: bool) -> bool:
+    """True if the table was measured elsewhere (and that is allowed, with a warning); raise if not allowed."""
+    current = device_fingerprint(table.backend, table.settings["threads"])
+    mismatches = fingerprint_mismatches(table.fingerprint, current)
+    if not mismatches:
+        return False
+    detail = "; ".join(f"{field} is {stored!r} in the file but {here!r} here" for field, stored, here in mismatches)
+    if not allow_foreign:
+        raise HwModelError(f"LUT file {path} was measured on another device or setup: {detail}.", fix=FOREIGN_FIX)
+    warnings.warn(
+        f"using LUT {path} from another device or setup ({detail}): its latencies describe that device, and "
+        "entries it lacks cannot be measured here.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+class LutCostModel(CachedCostModel):
+    """Measured per-layer latency plus the calibrated per-network overhead of the network being priced."""
+
+    def __init__(
+        self,
+        table: LatencyTable,
+        path: Path | str | None = None,
+        *,
+        foreign: bool = False,
+        measure_missing: bool = True,
+        warmup: int | None = None,
+        repeats: int | None = None,
+        save_every_s: float = 10.0,
+    ) -> None:
+        super().__init__(f"lut:{path}" if path else "lut:<in memory>", "latency")
+        self.table = table
+        self.path = Path(path) if path else None
+        self.foreign = foreign
+        self.measure_missing = measure_missing
+        self.warmup = table.settings["warmup"] if warmup is None else warmup
+        self.repeats = table.settings["repeats"] if repeats is None else repeats
+        self.save_every_s = save_every_s
+        self.measured_on_demand = 0
+        self._backend: Backend | None = None
+        self._dirty = False
+        self._saved_at = time.monotonic()
+        self._overheads: dict[tuple[tuple[object, ...], ...], float] = {}
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        allow_foreign: bool = False,
+        measure_missing: bool = True,
+        warmup: int | None = None,
+        repeats: int | None = None,
+        save_every_s: float = 10.0,
+    ) -> LutCostModel:
+        """Load `path` once, refusing (or, with allow_foreign, warning about) a table from another device."""
+        table = LatencyTable.load(path)
+        foreign = check_device(table, path, allow_foreign)
+        return cls(
+            table,
+            path,
+            foreign=foreign,
+            measure_missing=measure_missing,
+            warmup=warmup,
+            repeats=repeats,
+            save_every_s=save_every_s,
+        )
+
+    @property
+    def backend(self) -> Backend:
+        """The measuring backend (imported and created on first use: torch / onnxruntime load only if needed)."""
+        if self._backend is None:
+            from hwmodel.lut.backends import create_backend
+
+            self._backend = create_backend(
+                self.table.backend, self.table.settings["threads"], self.warmup, self.repeats
+            )
+        return self._backend
+
+    def _price(self, spec: LayerSpec) -> float:
+        dense = spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0)
+        entry = self.table.entries.get(dense.key())
+        if entry is None:
+            entry = self.measure(dense)
+        return entry.median_ms
+
+    def measure(self, spec: LayerSpec) -> Measurement:
+        """Measure `spec` on this machine now and add it to the table (written back on the next save)."""
+        if not self.measure_missing or self.foreign:
+            why = "it was measured on another device" if self.foreign else "on-demand measurement is off"
+            raise HwModelError(
+                f"LUT {self.path} has no entry for {spec.key()} and {why}.",
+                fix="build the LUT for this model on this machine with `amc lut build`.",
+            )
+        measurement = self.backend.measure_layer(spec)
+        self.table.add(spec, measurement)
+        self.measured_on_demand += 1
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= self.save_every_s:
+            self.flush()
+        return measurement
+
+    def flush(self) -> None:
+        """Write entries measured since the last save back to the file (atomically)."""
+        if self._dirty and self.path is not None:
+            self.table.save(self.path)
+            self._dirty = False
+        self._saved_at = time.monotonic()
+
+    def overhead_ms(self, specs: Sequence[LayerSpec]) -> float:
+        """The calibrated overhead of this network's structure (0 if it was never calibrated)."""
+        structure = structure_of(specs)
+        offset = self._overheads.get(structure)
+        if offset is None:
+            overhead = self.table.overheads.get(structure_key(specs))
+            offset = self._overheads[structure] = overhead.offset_ms if overhead else 0.0
+        return offset
+
+    def set_overhead(self, specs: Sequence[LayerSpec], overhead: NetworkOverhead) -> None:
+        """Record the overhead fitted for the network whose (any variant's) specs are `specs`."""
+        self.table.overheads[structure_key(specs)] = overhead
+        self._overheads.clear()
+        self._dirty = True
+
+    def network_cost(self, specs: Sequence[LayerSpec]) -> float:
+        return super().network_cost(specs) + self.overhead_ms(specs)

@@ -1,0 +1,223 @@
+"""The latency LUT file: measured entries keyed by `LayerSpec.key()`, a device fingerprint, calibrated overheads.
+
+JSON only (never pickle), versioned, written atomically (temporary file + os.replace) so an interrupted build
+never leaves a half-written table. Layout:
+
+    {"schema": "amc-latency-lut", "schema_version": 1, "spec_key_version": 1, "backend": "torch",
+     "fingerprint": {...}, "settings": {"warmup": 10, "repeats": 30, "threads": 1},
+     "entries": {"<LayerSpec.key()>": {"median_ms", "iqr_ms", "min_ms", "repeats", "spec": {...}}},
+     "overheads": {"<structure key>": {"model", "input_size", "offset_ms", "samples", "mape_before", "mape_after"}}}
+
+A per-network overhead is keyed by the network's *structure* (every layer's spec without its channel counts),
+so it applies to every pruned variant of the network it was fitted on and to no other network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwmodel.errors import HwModelError
+from hwmodel.lut.fingerprint import BACKENDS, device_fingerprint
+from hwmodel.lut.timing import Measurement
+from hwmodel.spec import SPEC_KEY_VERSION, LayerSpec
+
+LUT_SCHEMA = "amc-latency-lut"
+LUT_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class NetworkOverhead:
+    """measured ≈ LUT sum + offset_ms for one network structure, fitted on `samples` whole-network runs.
+
+    mape_before / mape_after: the fit's error on those runs without / with the offset (in %).
+    """
+
+    model: str
+    input_size: tuple[int, ...]
+    offset_ms: float
+    samples: int
+    mape_before: float
+    mape_after: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "input_size": list(self.input_size),
+            "offset_ms": self.offset_ms,
+            "samples": self.samples,
+            "mape_before": self.mape_before,
+            "mape_after": self.mape_after,
+        }
+
+
+@dataclass
+class LatencyTable:
+    """A LUT in memory. Mutable on purpose: builds and on-demand measurements add entries, then `save`."""
+
+    backend: str
+    fingerprint: dict[str, str]
+    settings: dict[str, int]
+    entries: dict[str, Measurement] = field(default_factory=dict)
+    specs: dict[str, LayerSpec] = field(default_factory=dict)
+    overheads: dict[str, NetworkOverhead] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, backend: str, threads: int, warmup: int, repeats: int) -> LatencyTable:
+        """An empty table fingerprinted for this machine."""
+        settings = {"warmup": warmup, "repeats": repeats, "threads": threads}
+        return cls(backend, device_fingerprint(backend, threads), settings)
+
+    def add(self, spec: LayerSpec, measurement: Measurement) -> None:
+        key = spec.key()
+        self.entries[key] = measurement
+        self.specs[key] = spec
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "schema": LUT_SCHEMA,
+            "schema_version": LUT_SCHEMA_VERSION,
+            "spec_key_version": SPEC_KEY_VERSION,
+            "backend": self.backend,
+            "fingerprint": dict(self.fingerprint),
+            "settings": dict(self.settings),
+            "entries": {
+                key: {**value.to_dict(), "spec": self.specs[key].to_dict()}
+                for key, value in sorted(self.entries.items())
+            },
+            "overheads": {key: value.to_dict() for key, value in sorted(self.overheads.items())},
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write atomically: a reader sees the old file or the new one, never half of one."""
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(handle, "w") as stream:
+                json.dump(self.to_dict(), stream, indent=1)
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        """Read and validate a LUT file; every problem names the file, the field and the fix."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise HwModelError(f"LUT file {path} does not exist.", fix="build one with `amc lut build`.") from None
+        except (OSError, json.JSONDecodeError) as error:
+            raise HwModelError(
+                f"LUT file {path} is not readable JSON ({error}).",
+                fix="rebuild it with `amc lut build` (LUTs are JSON written by amc; never edit them by hand).",
+            ) from None
+        return _parse(data, path)
+
+
+def _bad(path: Path, field_name: str, value: object, fix: str) -> HwModelError:
+    return HwModelError(f"LUT file {path}: field {field_name!r} is {value!r}.", fix=fix)
+
+
+def _parse(data: Any, path: Path) -> LatencyTable:
+    rebuild = "rebuild it with `amc lut build`."
+    if not isinstance(data, dict) or data.get("schema") != LUT_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise _bad(path, "schema", found, f"this is not an amc latency LUT ({LUT_SCHEMA!r}); {rebuild}")
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version != LUT_SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > LUT_SCHEMA_VERSION
+        fix = "upgrade amc to read it, or " if newer else ""
+        raise _bad(
+            path, "schema_version", version, f"this amc reads schema_version {LUT_SCHEMA_VERSION}; {fix}{rebuild}"
+        )
+    if data.get("spec_key_version") != SPEC_KEY_VERSION:
+        raise _bad(
+            path,
+            "spec_key_version",
+            data.get("spec_key_version"),
+            f"its entries are keyed by another LayerSpec key version (this amc uses {SPEC_KEY_VERSION}); {rebuild}",
+        )
+    backend = data.get("backend")
+    if backend not in BACKENDS:
+        raise _bad(path, "backend", backend, f"use one of {', '.join(BACKENDS)}; {rebuild}")
+    fingerprint = data.get("fingerprint")
+    if not isinstance(fingerprint, dict):
+        raise _bad(path, "fingerprint", fingerprint, rebuild)
+    settings = data.get("settings")
+    if not isinstance(settings, dict) or not all(
+        isinstance(settings.get(k), int) for k in ("warmup", "repeats", "threads")
+    ):
+        raise _bad(path, "settings", settings, f"it needs integer warmup, repeats and threads; {rebuild}")
+    table = LatencyTable(backend, {str(k): str(v) for k, v in fingerprint.items()}, dict(settings))
+    entries = data.get("entries")
+    if not isinstance(entries, dict):
+        raise _bad(path, "entries", type(entries).__name__, rebuild)
+    for key, entry in entries.items():
+        table.entries[key], table.specs[key] = _entry(path, key, entry)
+    overheads = data.get("overheads", {})
+    if not isinstance(overheads, dict):
+        raise _bad(path, "overheads", type(overheads).__name__, rebuild)
+    for key, overhead in overheads.items():
+        try:
+            table.overheads[key] = NetworkOverhead(
+                str(overhead["model"]),
+                tuple(overhead["input_size"]),
+                float(overhead["offset_ms"]),
+                int(overhead["samples"]),
+                float(overhead["mape_before"]),
+                float(overhead["mape_after"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            raise _bad(path, f"overheads.{key}", overhead, "re-run `amc lut calibrate`.") from None
+    return table
+
+
+def _entry(path: Path, key: str, entry: Any) -> tuple[Measurement, LayerSpec]:
+    where = f"entries.{key}"
+    fix = "delete the entry (it is re-measured on demand) or rebuild the LUT with `amc lut build`."
+    try:
+        measurement = Measurement(
+            float(entry["median_ms"]), float(entry["iqr_ms"]), float(entry["min_ms"]), int(entry["repeats"])
+        )
+        spec = LayerSpec.from_dict(entry["spec"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise _bad(path, where, entry, f"({error}) {fix}") from None
+    if not (math.isfinite(measurement.median_ms) and measurement.median_ms > 0):
+        raise _bad(path, f"{where}.median_ms", entry["median_ms"], fix)
+    if spec.key() != key:
+        raise _bad(path, f"{where}.spec", entry["spec"], f"the spec does not match its key; {fix}")
+    return measurement, spec
+
+
+def structure_of(specs: Sequence[LayerSpec]) -> tuple[tuple[object, ...], ...]:
+    """Each layer without its channel counts: the same for every channel-pruned variant of one network."""
+    return tuple(
+        (
+            s.op,
+            s.kernel,
+            s.stride,
+            s.padding,
+            s.dilation,
+            s.in_hw,
+            s.batch,
+            s.dtype,
+            s.fused,
+            s.groups if s.op == "gconv" else 0,
+        )
+        for s in specs
+    )
+
+
+def structure_key(specs: Sequence[LayerSpec]) -> str:
+    """A short stable text key of `structure_of(specs)`, for the LUT's overheads."""
+    return hashlib.sha1(repr(structure_of(specs)).encode()).hexdigest()[:16]
