@@ -45,7 +45,7 @@ class TruncatedNormalActionNoise(ActionNoise):
         mu = np.clip(np.asarray(mu, dtype=np.float64), self.low, self.high)
         sigma = max(self.sigma, 1e-8)
         a, b = (self.low - mu) / sigma, (self.high - mu) / sigma
-        return truncnorm.rvs(a, b, loc=mu, scale=sigma, random_state=self.rng).astype(np.float32)
+        return truncnorm.rvs(a, b, loc=mu, scale=sigma, size=mu.shape, random_state=self.rng).astype(np.float32)
 
     def __call__(self) -> np.ndarray:
         return self.perturb(np.zeros(1))

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_user_error(error), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("amc: interrupted; what was written so far is kept (--resume continues).", file=sys.stderr)
+        print("amc: interrupted; what was written so far is kept (run again to resume).", file=sys.stderr)
         return 130
 
 
@@ -63,7 +63,7 @@ def format_user_error(error: UserError | HwModelError) -> str:
     text = f"amc: error: {error.problem}"
     if error.fix:
         text += f" Fix: {error.fix}"
-    return textwrap.fill(text, width=100, subsequent_indent="  ")
+    return textwrap.fill(text, width=100, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import torch
 import torch_pruning as tp
 from torch import Tensor, nn
 
+from amc.errors import UserError
+
 _BARRIER_TAG = "AmcChannelShuffle"
 """Part of the autograd node name of a traced channel shuffle; Torch-Pruning keeps it in its op's repr."""
 
@@ -80,8 +82,15 @@ def _is_barrier(node_module: object) -> bool:
 
 def build_dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
     """Torch-Pruning's graph of `model` (which it puts in eval mode), with channel shuffles as dead ends."""
-    with traceable_shuffles(), torch.enable_grad():
-        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    try:
+        with traceable_shuffles(), torch.enable_grad():
+            graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    except Exception as error:  # noqa: BLE001 - any tracing failure is the same problem for the user
+        raise UserError(
+            f"cannot trace {type(model).__name__} to find which layers share channels "
+            f"(Torch-Pruning: {type(error).__name__}: {error}).",
+            fix="report the model; until then it can be priced and searched only without channel pruning.",
+        ) from error
     for node in graph.module2node.values():
         if _is_barrier(node.module):
             node.dependencies = []

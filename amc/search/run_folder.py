@@ -127,7 +127,7 @@ class RunFolder:
         if not rows or not (self.path / "best_strategy.json").exists():
             return
         best = max(rows, key=lambda row: float(row["reward"]))
-        keeps = [float(row[column]) for column in self.columns[len(BASE_COLUMNS) :] if row.get(column)]
+        keeps = [float(best[column]) for column in self.columns[len(BASE_COLUMNS) :] if best.get(column)]
         self.best_row = EpisodeRow(
             int(best["episode"]), float(best["reward"]), float(best["accuracy"]), float(best["cost"]),
             float(best["budget"]), keeps, float(best["wall_s"]),

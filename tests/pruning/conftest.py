@@ -1,6 +1,9 @@
-"""Small networks holding each coupling case, and helpers shared by the pruning tests."""
+"""Small networks holding each coupling case, and helpers shared by the pruning tests (as fixtures: the suite
+runs with --import-mode=importlib, so test modules cannot import this file)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -69,7 +72,7 @@ class DepthwiseNet(nn.Module):
 NETS = {"concat": ConcatNet, "grouped": GroupedNet, "depthwise": DepthwiseNet}
 
 
-def randomize_bn_(model: nn.Module, seed: int = 0) -> nn.Module:
+def _randomize_bn_(model: nn.Module, seed: int = 0) -> nn.Module:
     """Give every BN non-trivial statistics and affine parameters, so a wrong slice changes the output."""
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
@@ -82,7 +85,7 @@ def randomize_bn_(model: nn.Module, seed: int = 0) -> nn.Module:
     return model.eval()
 
 
-def zero_removed_inputs(model: nn.Module, kept_in: dict[str, tuple[int, ...]]) -> nn.Module:
+def _zero_removed_inputs(model: nn.Module, kept_in: dict[str, tuple[int, ...]]) -> nn.Module:
     """The original network with the input columns a thinned layer lost set to zero (depthwise convs excluded):
     it must compute exactly what the thinned network computes."""
     for name, kept in kept_in.items():
@@ -102,9 +105,25 @@ def zero_removed_inputs(model: nn.Module, kept_in: dict[str, tuple[int, ...]]) -
 
 
 @pytest.fixture
+def make_net() -> Callable[[str], nn.Module]:
+    """make_net(kind) for kind in concat, grouped, depthwise: a fresh net with randomized BN statistics."""
+    return lambda kind: _randomize_bn_(NETS[kind]())
+
+
+@pytest.fixture
+def randomize_bn() -> Callable[[nn.Module], nn.Module]:
+    return _randomize_bn_
+
+
+@pytest.fixture
+def zero_removed_inputs() -> Callable[[nn.Module, dict[str, tuple[int, ...]]], nn.Module]:
+    return _zero_removed_inputs
+
+
+@pytest.fixture
 def tiny_table():
     from amc.graph import build_layer_table
     from amc.models import create_model
 
-    model = randomize_bn_(create_model("tiny"))
+    model = _randomize_bn_(create_model("tiny"))
     return model, build_layer_table(model, (3, 16, 16), "tiny")

@@ -6,7 +6,6 @@ import json
 
 import pytest
 import torch
-from conftest import randomize_bn_
 
 from amc.errors import UserError
 from amc.graph import build_layer_table
@@ -17,8 +16,8 @@ from amc.pruning.latency import measure_latency
 
 
 @pytest.mark.parametrize("name", ["tiny", "mobilenetv2"])
-def test_save_and_reload_thinned(tmp_path, name: str) -> None:
-    model = randomize_bn_(create_model(name, in_channels=1, num_classes=7))
+def test_save_and_reload_thinned(tmp_path, name: str, randomize_bn) -> None:
+    model = randomize_bn(create_model(name, in_channels=1, num_classes=7))
     table = build_layer_table(model, (1, 16, 16), name)
     thinned = thin(model, table, Strategy.uniform(table, 0.5).kept_channels(table)).eval()
     files = save_thinned(thinned, tmp_path, name, in_channels=1, num_classes=7)
@@ -37,8 +36,8 @@ def test_reload_rejects_other_files(tmp_path) -> None:
         load_thinned(tmp_path)
 
 
-def test_onnx_export_matches_pytorch(tmp_path) -> None:
-    model = randomize_bn_(create_model("tiny"))
+def test_onnx_export_matches_pytorch(tmp_path, randomize_bn) -> None:
+    model = randomize_bn(create_model("tiny"))
     table = build_layer_table(model, (3, 16, 16), "tiny")
     thinned = thin(model, table, Strategy.uniform(table, 0.5).kept_channels(table))
     check = export_onnx(thinned, tmp_path / "m.onnx", (3, 16, 16))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from conftest import randomize_bn_
 from torch import Tensor, nn
 
 from amc.graph import build_layer_table
@@ -51,9 +50,9 @@ def test_exact_refit_of_kxk_conv_and_linear_consumers() -> None:
     assert report.images == 32 and report.seconds > 0 and report.seconds_per_layer > 0
 
 
-def test_refit_never_increases_the_sampled_error_on_a_residual_net() -> None:
+def test_refit_never_increases_the_sampled_error_on_a_residual_net(randomize_bn) -> None:
     torch.manual_seed(0)
-    model = randomize_bn_(create_model("resnet20"))
+    model = randomize_bn(create_model("resnet20"))
     table = build_layer_table(model, (3, 16, 16), "resnet20")
     kept = {group.index: group.channels // 2 for group in table.prunable_groups}
     result = thin_with_report(model, table, kept, selection="lstsq", calibration=[torch.randn(32, 3, 16, 16)])
@@ -67,11 +66,9 @@ def test_refit_never_increases_the_sampled_error_on_a_residual_net() -> None:
     assert refit_gap < plain_gap
 
 
-def test_grouped_consumer_is_refit_group_by_group() -> None:
-    from conftest import NETS
-
+def test_grouped_consumer_is_refit_group_by_group(make_net) -> None:
     torch.manual_seed(0)
-    model = randomize_bn_(NETS["grouped"]())
+    model = make_net("grouped")
     table = build_layer_table(model, (3, 16, 16), "grouped")
     kept = {table.group_of("a.0").index: 16}
     result = thin_with_report(model, table, kept, selection="lstsq", calibration=[torch.randn(16, 3, 16, 16)])
