@@ -69,8 +69,9 @@ class TrainSection:
 class CostSection:
     model: str = "lut:auto"
     """Cost model: lut:auto (this machine's measured LUT, built on demand), macs, params, lut:<file>, roofline:<device>, systolic:<preset>, sparse:<base>, energy:<preset>."""
-    lut_backend: str = "torch"
-    """Backend for a LUT built on demand (torch or onnxruntime)."""
+    lut_backend: str = "onnxruntime"
+    """Backend of the LUT that lut:auto measures: onnxruntime (how CPU deployments run; PyTorch eager's fixed
+    per-op dispatch cost hides most of what pruning saves at batch 1) or torch."""
     allow_foreign_lut: bool = False
     """Accept a LUT measured on another device (with a warning) instead of refusing it."""
 

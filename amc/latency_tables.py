@@ -1,19 +1,193 @@
-"""Measured latency tables for a whole network: build (resumable) what a search over it can visit.
+"""Measured latency tables of whole networks: what a search can visit, built, calibrated and validated.
 
-TODO(lead): the helpers below still live in amc.cli.lut_cmd; they move here once that module settles.
+The layer-level machinery (timing backends, the JSON table, fingerprints) is in `hwmodel.lut`; this module
+knows networks: which layer variants a search over a model's coupling groups can reach (the same channel
+counts the search itself uses), how a per-network overhead is fitted on whole-network runs, and how LUT sums
+compare with end-to-end measurements.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+from torch import nn
 from tqdm.auto import tqdm
 
-from amc.cli.lut_cmd import Grid, Network, calibrate_overhead, open_for_build, search_grid
-from hwmodel.lut import LutCostModel
+from amc.errors import UserError
+from amc.graph import LayerTable, build_layer_table
+from amc.models import create_model, model_info
+from amc.pruning import thin
+from amc.search.accounting import candidate_counts
+from hwmodel.errors import HwModelError
+from hwmodel.spec import LayerSpec
+from hwmodel.lut import (
+    FidelityReport,
+    LatencyTable,
+    LutCostModel,
+    NetworkOverhead,
+    fidelity_report,
+    fit_offset,
+    layer_grid,
+    mape,
+    nearest_choice,
+    structure_key,
+    sums,
+)
 
-__all__ = ["Network", "build_lut"]
+Kept = dict[int, int]
+
+
+@dataclass(frozen=True)
+class Network:
+    """A model to price and measure: its name, the (unpruned) module, its layer table, one input's C,H,W."""
+
+    name: str
+    model: nn.Module
+    table: LayerTable
+    input_size: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """How a search's channel counts are discretised: multiples of round_to (x group divisor), >= lbound."""
+
+    round_to: int = 8
+    lbound: float = 0.2
+
+    def choices(self, table: LayerTable) -> dict[int, tuple[int, ...]]:
+        """Kept counts per group; a group that cannot be pruned keeps all its channels."""
+        return {
+            group.index: tuple(candidate_counts(group, self.round_to, self.lbound, 1.0))
+            if group.prunable
+            else (group.channels,)
+            for group in table.groups
+        }
+
+
+def load_network(
+    model: str,
+    size: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+    dataset: str | None = None,
+    data_root: str | None = None,
+) -> Network:
+    """Build `model` for an input of C,H,W: given, or the dataset's, or the model's own."""
+    if dataset and not size:
+        from amc.data import load_dataset
+
+        bundle = load_dataset(dataset, data_root, search_val_size=1)
+        size, num_classes = bundle.input_size, num_classes or bundle.num_classes
+    size = size or model_info(model).input_size
+    module = create_model(model, in_channels=size[0], num_classes=num_classes)
+    return Network(model, module, build_layer_table(module, size, model), size)
+
+
+def search_grid(table: LayerTable, grid: Grid) -> list[LayerSpec]:
+    """Every distinct layer variant a search over `grid` can visit (2-D (in, out) grids bounded by lbound)."""
+    choices = grid.choices(table)
+    found: dict[str, LayerSpec] = {}
+    for layer in table.layers:
+        if layer.out_group is None and layer.spec.op == "dwconv":
+            variants = [layer.spec]
+        else:
+            outs = choices[layer.out_group] if layer.out_group is not None else (layer.spec.out_channels,)
+            ins = sums((tuple(m * c for c in choices[g]) for g, m in layer.in_sources), layer.in_fixed)
+            variants = layer_grid(layer.spec, ins, outs)
+        for spec in variants:
+            found.setdefault(spec.key(), spec)
+    return list(found.values())
+
+
+def random_kept(table: LayerTable, grid: Grid, rng: np.random.Generator) -> Kept:
+    """A random pruned variant: every group keeps a uniform random ratio in [lbound, 1], rounded to the grid."""
+    return {
+        index: nearest_choice(options, rng.uniform(grid.lbound, 1.0) * table.groups[index].channels)
+        for index, options in grid.choices(table).items()
+        if len(options) > 1
+    }
+
+
+def measure_variant(lut: LutCostModel, network: Network, kept: Kept) -> float:
+    """End-to-end median latency (ms) of the physically thinned variant, on the LUT's backend and threads."""
+    thinned = thin(network.model, network.table, kept)
+    return lut.backend.measure_network(thinned, (1, *network.input_size)).median_ms
+
+
+def lut_sum(lut: LutCostModel, specs: list[LayerSpec]) -> float:
+    """The LUT's per-layer sum, without any per-network overhead."""
+    return math.fsum(lut.layer_cost(spec) for spec in specs)
+
+
+def _progress(total: int, description: str, enabled: bool) -> tqdm:
+    return tqdm(total=total, desc=description, unit="net", disable=not enabled, leave=False)
+
+
+def calibrate_overhead(
+    lut: LutCostModel, network: Network, samples: int, grid: Grid, seed: int = 0, progress: bool = True
+) -> NetworkOverhead:
+    """Fit measured ≈ LUT sum + offset on the unpruned network and samples - 1 random variants; store it."""
+    rng = np.random.default_rng([seed, 0])
+    variants = [{}] + [random_kept(network.table, grid, rng) for _ in range(samples - 1)]
+    predicted, measured = [], []
+    with _progress(len(variants), "calibrating", progress) as bar:
+        for kept in variants:
+            predicted.append(lut_sum(lut, network.table.specs(kept)))
+            measured.append(measure_variant(lut, network, kept))
+            bar.update()
+    offset = fit_offset(predicted, measured)
+    overhead = NetworkOverhead(
+        network.name,
+        network.input_size,
+        offset,
+        len(variants),
+        mape(predicted, measured),
+        mape([p + offset for p in predicted], measured),
+    )
+    lut.set_overhead(network.table.specs(), overhead)
+    lut.flush()
+    return overhead
+
+
+def validate_lut(
+    lut: LutCostModel, network: Network, samples: int, grid: Grid, seed: int = 0, progress: bool = True
+) -> FidelityReport:
+    """LUT prediction (with overhead) vs end-to-end measurement on `samples` random pruned variants."""
+    if samples < 2:
+        raise UserError(f"--samples {samples} is too few to rank.", fix="use --samples 2 or more (50 for a report).")
+    rng = np.random.default_rng([seed, 1])
+    predicted, measured, macs = [], [], []
+    with _progress(samples, "validating", progress) as bar:
+        for _ in range(samples):
+            kept = random_kept(network.table, grid, rng)
+            specs = network.table.specs(kept)
+            predicted.append(lut.network_cost(specs))
+            measured.append(measure_variant(lut, network, kept))
+            macs.append(sum(spec.macs for spec in specs))
+            bar.update()
+    lut.flush()
+    return fidelity_report(predicted, measured, macs)
+
+
+def open_for_build(
+    path: Path, backend: str, threads: int, warmup: int, repeats: int, save_every_s: float
+) -> LutCostModel:
+    """Resume the LUT at `path` if it exists (same device and settings), else start an empty one."""
+    if not path.exists():
+        return LutCostModel(LatencyTable.create(backend, threads, warmup, repeats), path, save_every_s=save_every_s)
+    lut = LutCostModel.open(path, save_every_s=save_every_s)
+    wanted = {"backend": backend, "threads": threads, "warmup": warmup, "repeats": repeats}
+    found = {"backend": lut.table.backend, **lut.table.settings}
+    differing = [f"{key} {found[key]!r} (asked {value!r})" for key, value in wanted.items() if found[key] != value]
+    if differing:
+        raise HwModelError(
+            f"LUT file {path} exists with other settings: {', '.join(differing)}.",
+            fix="repeat the flags it was built with to resume it, or write to another --out.",
+        )
+    return lut
 
 
 def build_lut(
@@ -21,26 +195,31 @@ def build_lut(
     path: Path,
     backend: str = "torch",
     threads: int = 1,
-    round_to: int = 8,
-    lbound: float = 0.2,
+    grid: Grid | None = None,
     warmup: int = 10,
     repeats: int = 30,
     calibrate: int = 5,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    save_every_s: float = 30.0,
 ) -> LutCostModel:
-    """Open the LUT at `path` (resuming it), measure every missing variant, fit the overhead once; return it."""
-    grid = Grid(round_to, lbound)
-    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s=30.0)
-    todo = [spec for spec in search_grid(network.table, grid) if spec.key() not in lut.table.entries]
+    """Open the LUT at `path` (resuming it), measure every variant missing for `grid`, fit the overhead once."""
+    grid = grid or Grid()
+    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
+    specs = search_grid(network.table, grid)
+    todo = [spec for spec in specs if spec.key() not in lut.table.entries]
+    log(
+        f"{network.name} {'x'.join(map(str, network.input_size))}: {len(network.table.layers)} layers, "
+        f"{len(network.table.groups)} channel groups; channel counts are multiples of {grid.round_to} down to a "
+        f"keep ratio of {grid.lbound} -> {len(specs)} layer variants, {len(specs) - len(todo)} already in {path}; "
+        f"measuring {len(todo)} on this machine ({backend}, {threads} thread(s), {repeats} repeats)"
+    )
     if todo:
-        log(f"measuring {len(todo)} layer variants of {network.name} on this machine ({backend}, {threads} thread) "
-            f"-> {path}")
         try:
             for spec in tqdm(todo, desc="LUT", unit="layer", disable=not progress, leave=False):
                 lut.measure(spec)
         finally:
             lut.flush()
-    if calibrate and lut.overhead_ms(network.table.specs()) == 0.0:
+    if calibrate and structure_key(network.table.specs()) not in lut.table.overheads:
         calibrate_overhead(lut, network, calibrate, grid, progress=progress)
     return lut

@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import torch
 
-from amc.cli.lut_cmd import Grid, load_network, search_grid
+from amc.latency_tables import Grid, load_network, search_grid
 from hwmodel.lut.backends import create_backend
 from hwmodel.lut.timing import contention_note
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from amc.errors import UserError
 from amc.graph import LayerTable
 from amc.pruning import Strategy, StrategyMetadata, round_channels, thin
-from amc.search.accounting import Budget, CostAccountant, candidate_counts
+from amc.search.accounting import CostAccountant, candidate_counts, resolve_budget
 from hwmodel import CostModel
 from hwmodel.spec import OPS
 
@@ -75,7 +75,7 @@ class ChannelPruningEnv(gym.Env):
         self.counts = {g: candidate_counts(table.groups[g], round_to, lbound, rbound) for g in self.order}
         self.minimum = {g: self.counts[g][0] for g in self.order}
         self.accountant = CostAccountant(table, cost_model)
-        self.budget = self._resolve_budget(cost_model, budget, budget_ratio)
+        self.budget = resolve_budget(self.accountant, self.minimum, budget, budget_ratio, lbound)
         self.metadata_template = metadata or StrategyMetadata(model=table.model_name, input_size=table.input_size)
         self._static = self._static_features()
         self.observation_space = spaces.Box(0.0, 1.0, shape=(len(OBSERVATION_FIELDS),), dtype=np.float32)
@@ -86,25 +86,6 @@ class ChannelPruningEnv(gym.Env):
         self._cost_seconds = 0.0
 
     # ----------------------------------------------------------------- set-up
-
-    def _resolve_budget(self, cost_model: CostModel, budget: float | None, ratio: float | None) -> Budget:
-        dense = self.accountant.dense_cost
-        if budget is None:
-            if ratio is None:
-                raise UserError("no budget given.", fix="set budget.ratio (e.g. 0.5) or budget.value.")
-            budget = ratio * dense
-        minimum = self.accountant.cost(self.minimum)
-        result = Budget(cost_model.metric, cost_model.unit, float(budget), dense, minimum)
-        if minimum > budget:
-            raise UserError(
-                f"the budget {budget:.6g} {cost_model.unit} ({100 * budget / dense:.1f}% of the dense "
-                f"{dense:.6g} {cost_model.unit} by {cost_model.name}) cannot be met: with every layer at "
-                f"lbound={self.lbound} the network still costs {minimum:.6g} {cost_model.unit} "
-                f"({100 * minimum / dense:.1f}%).",
-                fix=f"raise the budget to at least {minimum:.6g} {cost_model.unit} (budget.ratio >= "
-                f"{math.ceil(1000 * minimum / dense) / 1000}), or lower search.lbound.",
-            )
-        return result
 
     def _static_features(self) -> np.ndarray:
         rows = []

@@ -11,212 +11,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from torch import nn
-from tqdm import tqdm
-
 from amc.cli.args import input_size
-from amc.errors import UserError
-from amc.graph import LayerTable, build_layer_table
-from amc.models import create_model, model_info
-from amc.pruning import thin
-from hwmodel.errors import HwModelError
-from hwmodel.lut import (
-    BACKENDS,
-    FidelityReport,
-    LatencyTable,
-    LutCostModel,
-    NetworkOverhead,
-    channel_choices,
-    fidelity_report,
-    fit_offset,
-    layer_grid,
-    mape,
-    nearest_choice,
-    sums,
-)
+from amc.latency_tables import Grid, Network, build_lut, calibrate_overhead, load_network, validate_lut
+from hwmodel.lut import BACKENDS, LatencyTable, LutCostModel, NetworkOverhead
 from hwmodel.lut.timing import contention_note
-from hwmodel.spec import LayerSpec
-
-Kept = dict[int, int]
-
-
-@dataclass(frozen=True)
-class Network:
-    """A model to price and measure: its name, the (unpruned) module, its layer table, one input's C,H,W."""
-
-    name: str
-    model: nn.Module
-    table: LayerTable
-    input_size: tuple[int, int, int]
-
-
-@dataclass(frozen=True)
-class Grid:
-    """How a search's channel counts are discretised: multiples of round_to (x group divisor), >= lbound."""
-
-    round_to: int = 8
-    lbound: float = 0.2
-
-    def choices(self, table: LayerTable) -> dict[int, tuple[int, ...]]:
-        """Kept counts per group; a group that cannot be pruned keeps all its channels."""
-        return {
-            group.index: channel_choices(group.channels, math.lcm(self.round_to, group.divisor), self.lbound)
-            if group.prunable
-            else (group.channels,)
-            for group in table.groups
-        }
-
-
-def load_network(
-    model: str,
-    size: tuple[int, int, int] | None = None,
-    num_classes: int | None = None,
-    dataset: str | None = None,
-    data_root: str | None = None,
-) -> Network:
-    """Build `model` for an input of C,H,W: given, or the dataset's, or the model's own."""
-    if dataset and not size:
-        from amc.data import load_dataset
-
-        bundle = load_dataset(dataset, data_root, search_val_size=1)
-        size, num_classes = bundle.input_size, num_classes or bundle.num_classes
-    size = size or model_info(model).input_size
-    module = create_model(model, in_channels=size[0], num_classes=num_classes)
-    return Network(model, module, build_layer_table(module, size, model), size)
-
-
-def search_grid(table: LayerTable, grid: Grid) -> list[LayerSpec]:
-    """Every distinct layer variant a search over `grid` can visit (2-D (in, out) grids bounded by lbound)."""
-    choices = grid.choices(table)
-    found: dict[str, LayerSpec] = {}
-    for layer in table.layers:
-        if layer.out_group is None and layer.spec.op == "dwconv":
-            variants = [layer.spec]
-        else:
-            outs = choices[layer.out_group] if layer.out_group is not None else (layer.spec.out_channels,)
-            ins = sums((tuple(m * c for c in choices[g]) for g, m in layer.in_sources), layer.in_fixed)
-            variants = layer_grid(layer.spec, ins, outs)
-        for spec in variants:
-            found.setdefault(spec.key(), spec)
-    return list(found.values())
-
-
-def random_kept(table: LayerTable, grid: Grid, rng: np.random.Generator) -> Kept:
-    """A random pruned variant: every group keeps a uniform random ratio in [lbound, 1], rounded to the grid."""
-    return {
-        index: nearest_choice(options, rng.uniform(grid.lbound, 1.0) * table.groups[index].channels)
-        for index, options in grid.choices(table).items()
-        if len(options) > 1
-    }
-
-
-def measure_variant(lut: LutCostModel, network: Network, kept: Kept) -> float:
-    """End-to-end median latency (ms) of the physically thinned variant, on the LUT's backend and threads."""
-    thinned = thin(network.model, network.table, kept)
-    return lut.backend.measure_network(thinned, (1, *network.input_size)).median_ms
-
-
-def lut_sum(lut: LutCostModel, specs: list[LayerSpec]) -> float:
-    """The LUT's per-layer sum, without any per-network overhead."""
-    return math.fsum(lut.layer_cost(spec) for spec in specs)
-
-
-def _progress(total: int, description: str, enabled: bool) -> tqdm:
-    return tqdm(total=total, desc=description, unit="net", disable=not enabled, leave=False)
-
-
-def calibrate_overhead(
-    lut: LutCostModel, network: Network, samples: int, grid: Grid, seed: int = 0, progress: bool = True
-) -> NetworkOverhead:
-    """Fit measured ≈ LUT sum + offset on the unpruned network and samples - 1 random variants; store it."""
-    rng = np.random.default_rng([seed, 0])
-    variants = [{}] + [random_kept(network.table, grid, rng) for _ in range(samples - 1)]
-    predicted, measured = [], []
-    with _progress(len(variants), "calibrating", progress) as bar:
-        for kept in variants:
-            predicted.append(lut_sum(lut, network.table.specs(kept)))
-            measured.append(measure_variant(lut, network, kept))
-            bar.update()
-    offset = fit_offset(predicted, measured)
-    overhead = NetworkOverhead(
-        network.name,
-        network.input_size,
-        offset,
-        len(variants),
-        mape(predicted, measured),
-        mape([p + offset for p in predicted], measured),
-    )
-    lut.set_overhead(network.table.specs(), overhead)
-    lut.flush()
-    return overhead
-
-
-def validate_lut(
-    lut: LutCostModel, network: Network, samples: int, grid: Grid, seed: int = 0, progress: bool = True
-) -> FidelityReport:
-    """LUT prediction (with overhead) vs end-to-end measurement on `samples` random pruned variants."""
-    if samples < 2:
-        raise UserError(f"--samples {samples} is too few to rank.", fix="use --samples 2 or more (50 for a report).")
-    rng = np.random.default_rng([seed, 1])
-    predicted, measured, macs = [], [], []
-    with _progress(samples, "validating", progress) as bar:
-        for _ in range(samples):
-            kept = random_kept(network.table, grid, rng)
-            specs = network.table.specs(kept)
-            predicted.append(lut.network_cost(specs))
-            measured.append(measure_variant(lut, network, kept))
-            macs.append(sum(spec.macs for spec in specs))
-            bar.update()
-    lut.flush()
-    return fidelity_report(predicted, measured, macs)
-
-
-def open_for_build(
-    path: Path, backend: str, threads: int, warmup: int, repeats: int, save_every_s: float
-) -> LutCostModel:
-    """Resume the LUT at `path` if it exists (same device and settings), else start an empty one."""
-    if not path.exists():
-        return LutCostModel(LatencyTable.create(backend, threads, warmup, repeats), path, save_every_s=save_every_s)
-    lut = LutCostModel.open(path, save_every_s=save_every_s)
-    wanted = {"backend": backend, "threads": threads, "warmup": warmup, "repeats": repeats}
-    found = {"backend": lut.table.backend, **lut.table.settings}
-    differing = [f"{key} {found[key]!r} (asked {value!r})" for key, value in wanted.items() if found[key] != value]
-    if differing:
-        raise HwModelError(
-            f"LUT file {path} exists with other settings: {', '.join(differing)}.",
-            fix="repeat the flags it was built with to resume it, or write to another --out.",
-        )
-    return lut
 
 
 def run_build(args: argparse.Namespace) -> int:
     network = _network(args)
     grid = Grid(args.round_to, args.lbound)
-    lut = open_for_build(Path(args.out), args.backend, args.threads, args.warmup, args.repeats, args.save_every)
-    specs = search_grid(network.table, grid)
-    todo = [spec for spec in specs if spec.key() not in lut.table.entries]
-    print(
-        f"{network.name} {'x'.join(map(str, network.input_size))}: {len(network.table.layers)} layers, "
-        f"{len(network.table.groups)} channel groups; channel counts are multiples of {args.round_to} kept down to "
-        f"a keep ratio of {args.lbound} -> {len(specs)} distinct layer variants, {len(specs) - len(todo)} already in "
-        f"{args.out}, {len(todo)} to measure ({args.backend}, {args.threads} thread(s), {args.repeats} repeats)"
-    )
     start = time.monotonic()
-    try:
-        for spec in tqdm(todo, desc="measuring", unit="layer", disable=args.no_progress):
-            lut.measure(spec)
-    finally:
-        lut.flush()
-    seconds = time.monotonic() - start
-    print(f"measured {len(todo)} entries in {seconds:.1f} s; {args.out} holds {len(lut.table.entries)} entries")
+    lut = build_lut(
+        network, Path(args.out), args.backend, args.threads, grid, args.warmup, args.repeats, calibrate=0,
+        progress=not args.no_progress, save_every_s=args.save_every,
+    )  # fmt: skip
+    print(f"{args.out} holds {len(lut.table.entries)} entries ({time.monotonic() - start:.1f} s)")
     if args.calibrate:
         overhead = calibrate_overhead(lut, network, args.calibrate, grid, args.seed, not args.no_progress)
         print(_overhead_line(overhead))

@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "amc.cli.lut_cmd",
     "amc.cli.train_cmd",
     "amc.cli.search_cmd",
+    "amc.cli.demo_cmd",
     "amc.cli.prune_cmd",
     "amc.cli.schedule_cmd",
 )

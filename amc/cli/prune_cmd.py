@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -78,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
     table = build_layer_table(model, size, args.model)
     schedule = _schedule(args, table, meta)
     strategy = schedule.strategy or Strategy.uniform(table, 1.0)
-    calibration = _calibration(args)
+    source = _calibration_source(args)
     result = thin_with_report(
-        model, table, strategy.kept_channels(table), selection=args.selection, calibration=calibration
+        model,
+        table,
+        strategy.kept_channels(table),
+        selection=args.selection,
+        calibration=source() if source and args.selection.startswith("lstsq") else None,
     )
     thinned = result.model
     if result.reconstruction and result.reconstruction.layers:
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         remove_masks_(apply_masks_(thinned, masks))
         print(f"element-wise masks applied to {len(masks)} layers (zeros kept in the weights; no speed-up on CPU)")
     if args.adaptive_bn:
-        adaptive_bn_(thinned, _batches(args), args.adaptive_bn)
+        adaptive_bn_(thinned, source(), args.adaptive_bn)  # type: ignore[misc]
         print(f"BatchNorm statistics re-estimated on {args.adaptive_bn} training images")
     files = save_thinned(
         thinned,
@@ -147,21 +152,19 @@ def _schedule(args: argparse.Namespace, table: LayerTable, meta: dict) -> Schedu
     return Schedule(Strategy.uniform(table, args.keep, args.round_to, info))
 
 
-def _batches(args: argparse.Namespace) -> Batches:
-    from amc.data import iterate_batches, load_dataset
-
-    bundle = load_dataset(args.dataset, args.data_root, args.search_val_size)
-    return iterate_batches(bundle.train, 64, shuffle=True, seed=0)
-
-
-def _calibration(args: argparse.Namespace) -> Batches | None:
-    needs = args.selection.startswith("lstsq")
-    if (needs or args.adaptive_bn) and not args.dataset:
+def _calibration_source(args: argparse.Namespace) -> Callable[[], Batches] | None:
+    """Fresh shuffled batches of the training split (never search-val), when lstsq or adaptive BN needs them."""
+    if not (args.selection.startswith("lstsq") or args.adaptive_bn):
+        return None
+    if not args.dataset:
         raise UserError(
             "--selection lstsq and --adaptive-bn need calibration images.",
             fix="add --dataset NAME (its training split is used), e.g. --dataset fashion-mnist.",
         )
-    return _batches(args) if needs else None
+    from amc.data import iterate_batches, load_dataset
+
+    bundle = load_dataset(args.dataset, args.data_root, args.search_val_size)
+    return lambda: iterate_batches(bundle.train, 64, shuffle=True, seed=0)
 
 
 def _comparison(

@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from amc.errors import UserError
 from amc.graph import CouplingGroup, LayerTable
 from amc.pruning import round_channels
 from hwmodel import CostModel
@@ -42,6 +43,28 @@ def candidate_counts(group: CouplingGroup, round_to: int, lbound: float, rbound:
     counts = {count for count in range(step, group.channels + 1, step) if low <= count <= high}
     counts.update({low, high})
     return sorted(counts)
+
+
+def resolve_budget(
+    accountant: CostAccountant, minimum: Mapping[int, int], value: float | None, ratio: float | None, lbound: float
+) -> Budget:
+    """The budget in the cost model's unit (value, or ratio x dense cost), refused when even `minimum` misses it."""
+    model = accountant.cost_model
+    dense = accountant.dense_cost
+    if value is None:
+        if ratio is None:
+            raise UserError("no budget given.", fix="set budget.ratio (e.g. 0.5) or budget.value.")
+        value = ratio * dense
+    smallest = accountant.cost(minimum)
+    if smallest > value:
+        raise UserError(
+            f"the budget {value:.6g} {model.unit} ({100 * value / dense:.1f}% of the dense {dense:.6g} {model.unit} "
+            f"by {model.name}) cannot be met: with every layer at lbound={lbound} the network still costs "
+            f"{smallest:.6g} {model.unit} ({100 * smallest / dense:.1f}%).",
+            fix=f"raise the budget to at least {smallest:.6g} {model.unit} (budget.ratio >= "
+            f"{math.ceil(1000 * smallest / dense) / 1000}), or lower search.lbound.",
+        )
+    return Budget(model.metric, model.unit, float(value), dense, smallest)
 
 
 class CostAccountant:

@@ -35,13 +35,13 @@ def make_cost_model(
 ) -> CostModel:  # fmt: skip
     name = config.cost.model
     if name == AUTO_LUT:
-        from amc.latency_tables import Network, build_lut
+        from amc.latency_tables import Grid, Network, build_lut
 
         path = auto_lut_path(config, table.input_size)
         network = Network(config.model.name, model, table, table.input_size)
         return build_lut(
-            network, path, backend=config.cost.lut_backend, threads=LUT_THREADS, round_to=config.search.round_to,
-            lbound=config.search.lbound, progress=progress, log=log,
+            network, path, backend=config.cost.lut_backend, threads=LUT_THREADS,
+            grid=Grid(config.search.round_to, config.search.lbound), progress=progress, log=log,
         )  # fmt: skip
     if name.startswith("lut:"):
         return create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut)

@@ -16,6 +16,7 @@ from amc.report.plots import plot_keep_ratios, plot_search_progress
 from amc.search.accounting import Budget
 from amc.search.run_folder import RunFolder
 from amc.search.task import SearchTask
+from hwmodel.lut import LutCostModel
 
 LATENCY_THREADS = 1
 
@@ -48,13 +49,23 @@ class SearchResult:
         return "\n".join([budget, *lines])
 
 
-def _latency_ms(model: torch.nn.Module, input_size: tuple[int, int, int]) -> float:
+def measured_latency_ms(cost_model: object, model: torch.nn.Module, input_size: tuple[int, int, int]) -> float:
+    """End-to-end latency on this machine: on the LUT's own backend and threads when the budget is a measured LUT
+    (so cost and measurement are comparable), else PyTorch eager on one thread."""
+    if isinstance(cost_model, LutCostModel):
+        return cost_model.backend.measure_network(model, (1, *input_size)).median_ms
     threads = torch.get_num_threads()
     torch.set_num_threads(LATENCY_THREADS)
     try:
         return measure_latency(model, input_size, repeats=30).median_ms
     finally:
         torch.set_num_threads(threads)
+
+
+def latency_backend(cost_model: object) -> str:
+    if isinstance(cost_model, LutCostModel):
+        return f"{cost_model.table.backend}, {cost_model.table.settings['threads']} thread(s)"
+    return f"torch, {LATENCY_THREADS} thread(s)"
 
 
 def finish_search(
@@ -70,12 +81,13 @@ def finish_search(
     dense_accuracy = _plain_accuracy(task, dense_model)
     result = SearchResult(
         folder.path, strategy, budget, dense_accuracy, folder.best_row.accuracy, folder.best_row.cost,
-        _latency_ms(dense_model, task.bundle.input_size), _latency_ms(best_model, task.bundle.input_size),
+        measured_latency_ms(task.cost_model, dense_model, task.bundle.input_size),
+        measured_latency_ms(task.cost_model, best_model, task.bundle.input_size),
         folder.rows_written, wall_s,
     )  # fmt: skip
     summary = {key: value for key, value in asdict(result).items() if key not in ("strategy", "run_dir")}
     summary.update({"method": task.config.search.method, "cost_model": task.cost_model.name,
-                    "latency_threads": LATENCY_THREADS, "best_episode": folder.best_row.episode})
+                    "latency_backend": latency_backend(task.cost_model), "best_episode": folder.best_row.episode})
     folder.write_summary(summary)
     rows = folder.read_rows()
     plot_search_progress(rows, folder.path / "plots" / "search_progress.png", budget)

@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from amc.cli.lut_cmd import Grid, load_network, random_kept, search_grid
+from amc.latency_tables import Grid, load_network, random_kept, search_grid
 from amc.cli.main import main
 from hwmodel.lut.table import LatencyTable
 
@@ -42,10 +42,10 @@ def test_build_resume_calibrate_validate(tmp_path, capsys):
     assert main(["lut", "build", "--model", "tiny", "--out", str(out), "--calibrate", "2", *FAST]) == 0
     table = LatencyTable.load(out)
     assert len(table.entries) == 22 and len(table.overheads) == 1
-    assert "22 to measure" in capsys.readouterr().out
+    assert "measuring 22 on this machine" in capsys.readouterr().out
 
     assert main(["lut", "build", "--model", "tiny", "--out", str(out), "--calibrate", "0", *FAST]) == 0
-    assert "0 to measure" in capsys.readouterr().out
+    assert "measuring 0 on this machine" in capsys.readouterr().out
 
     assert (
         main(["lut", "validate", "--lut", str(out), "--model", "tiny", "--samples", "3", "--json", "--no-progress"])
