@@ -61,14 +61,16 @@ class TrainSection:
     lr: float = 0.1
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
-    augment: bool = True
-    """Random 2-pixel shifts and horizontal flips (in-memory datasets)."""
+    augment: bool = False
+    """Random 2-pixel shifts and horizontal flips (in-memory datasets); off by default: in a 3-epoch budget it
+    costs accuracy (ResNet-20 / Fashion-MNIST: 90.8% with, 92.3% without)."""
 
 
 @dataclass(frozen=True)
 class CostSection:
     model: str = "lut:auto"
-    """Cost model: lut:auto (this machine's measured LUT, built on demand), macs, params, lut:<file>, roofline:<device>, systolic:<preset>, sparse:<base>, energy:<preset>."""
+    """Cost model: lut:auto (this machine's measured LUT, built on demand), macs, params, lut:<file>,
+    roofline:<device>, systolic:<preset>, sparse:<base> or energy:<preset>; `amc list devices`."""
     lut_backend: str = "onnxruntime"
     """Backend of the LUT that lut:auto measures: onnxruntime (how CPU deployments run; PyTorch eager's fixed
     per-op dispatch cost hides most of what pruning saves at batch 1) or torch."""
@@ -98,8 +100,10 @@ class SearchSection:
     """Kept channel counts are multiples of this."""
     reward: str = "acc"
     """acc (budget enforced by clipping) or error_log_cost (-error * log(cost))."""
-    selection: str = "l1"
-    """Channel selection: l1, l2 or lstsq (least-squares reconstruction)."""
+    selection: str = "lstsq"
+    """Channel selection: lstsq (L1 ranking + AMC's least-squares refit of the next layer; default: at a 50%
+    latency budget on ResNet-20 it scores random strategies at 83-89% search-val vs 23-51% for plain L1),
+    l1 or l2 (filter norms only; faster)."""
     eval_images: int = 1000
     """search-val images each candidate is scored on."""
     adaptive_bn: bool = True

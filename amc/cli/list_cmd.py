@@ -32,7 +32,13 @@ def _devices() -> list[tuple[str, str]]:
     return list_cost_models()
 
 
-LISTERS = {"devices": _devices, "models": _models, "datasets": _datasets}
+def _methods() -> list[tuple[str, str]]:
+    from amc.search.methods import METHODS
+
+    return [(name, description) for name, (_, description) in METHODS.items()]
+
+
+LISTERS = {"devices": _devices, "models": _models, "datasets": _datasets, "methods": _methods}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import textwrap
 
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, HwModelError) as error:
         print(format_user_error(error), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `amc list models | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         print("amc: interrupted; what was written so far is kept (run again to resume).", file=sys.stderr)
         return 130
