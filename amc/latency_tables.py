@@ -23,7 +23,6 @@ from amc.models import create_model, model_info
 from amc.pruning import thin
 from amc.search.accounting import candidate_counts
 from hwmodel.errors import HwModelError
-from hwmodel.spec import LayerSpec
 from hwmodel.lut import (
     FidelityReport,
     LatencyTable,
@@ -37,6 +36,7 @@ from hwmodel.lut import (
     structure_key,
     sums,
 )
+from hwmodel.spec import LayerSpec
 
 Kept = dict[int, int]
 

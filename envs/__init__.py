@@ -1,7 +1,7 @@
 """Gymnasium environments of amc. Importing this package registers `amc/ChannelPruning-v0`:
 
-    import envs, gymnasium
-    env = gymnasium.make("amc/ChannelPruning-v0", config="configs/smoke.yaml")
+import envs, gymnasium
+env = gymnasium.make("amc/ChannelPruning-v0", config="configs/smoke.yaml")
 """
 
 from gymnasium.envs.registration import register, registry

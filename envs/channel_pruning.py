@@ -64,8 +64,10 @@ class ChannelPruningEnv(gym.Env):
         if reward not in REWARDS:
             raise UserError(f"search.reward {reward!r} is not known.", fix=f"use one of {', '.join(REWARDS)}.")
         if not 0.0 < lbound <= rbound <= 1.0:
-            raise UserError(f"search.lbound={lbound} / rbound={rbound} are not 0 < lbound <= rbound <= 1.",
-                            fix="e.g. lbound: 0.2, rbound: 1.0.")
+            raise UserError(
+                f"search.lbound={lbound} / rbound={rbound} are not 0 < lbound <= rbound <= 1.",
+                fix="e.g. lbound: 0.2, rbound: 1.0.",
+            )
         self.model, self.table, self.evaluator = model, table, evaluator
         self.lbound, self.rbound, self.round_to = lbound, rbound, round_to
         self.reward_name, self.selection, self.calibration = reward, selection, calibration

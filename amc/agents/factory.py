@@ -20,8 +20,9 @@ def make_agent(
     """DDPG (default), TD3 or SAC with AMC's settings: warm-up episodes, discount 1, episode-level reward credit
     with a moving-average baseline, truncated-normal exploration decaying per episode, separate learning rates."""
     if settings.algorithm not in ALGORITHMS:
-        raise UserError(f"agent.algorithm {settings.algorithm!r} is not known.",
-                        fix=f"use one of {', '.join(sorted(ALGORITHMS))}.")
+        raise UserError(
+            f"agent.algorithm {settings.algorithm!r} is not known.", fix=f"use one of {', '.join(sorted(ALGORITHMS))}."
+        )
     algorithm = ALGORITHMS[settings.algorithm]
     kwargs: dict = {
         "learning_rate": settings.lr_actor,

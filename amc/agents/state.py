@@ -31,8 +31,13 @@ def _optimizers(agent: OffPolicyAlgorithm) -> dict[str, torch.optim.Optimizer]:
 
 def _np_random_state() -> dict[str, Any]:
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)), "pos": int(pos),
-            "has_gauss": int(has_gauss), "gauss": float(gauss)}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(np.asarray(keys).astype(np.int64)),
+        "pos": int(pos),
+        "has_gauss": int(has_gauss),
+        "gauss": float(gauss),
+    }
 
 
 def save_agent_state(agent: OffPolicyAlgorithm, path: Path, episodes: int) -> None:
@@ -47,7 +52,9 @@ def save_agent_state(agent: OffPolicyAlgorithm, path: Path, episodes: int) -> No
         "policy": agent.policy.state_dict(),
         "optimizers": {name: opt.state_dict() for name, opt in _optimizers(agent).items()},
         "log_ent_coef": getattr(agent, "log_ent_coef", None),
-        "buffer": {name: torch.from_numpy(np.ascontiguousarray(getattr(buffer, name)[:filled])) for name in _BUFFER_ARRAYS},
+        "buffer": {
+            name: torch.from_numpy(np.ascontiguousarray(getattr(buffer, name)[:filled])) for name in _BUFFER_ARRAYS
+        },
         "buffer_pos": buffer.pos,
         "buffer_full": buffer.full,
         "baseline": buffer.baseline,
@@ -86,8 +93,9 @@ def load_agent_state(agent: OffPolicyAlgorithm, state: dict[str, Any]) -> int:
         agent.action_noise.load_state_dict(state["noise"])
     agent.action_space.np_random.bit_generator.state = state["action_space_rng"]
     saved = state["np_random"]
-    np.random.set_state((saved["name"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"],
-                         saved["gauss"]))
+    np.random.set_state(
+        (saved["name"], saved["keys"].numpy().astype(np.uint32), saved["pos"], saved["has_gauss"], saved["gauss"])
+    )
     torch.set_rng_state(state["torch_rng"])
     return int(state["episodes"])
 

@@ -49,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
     terminate_as_interrupt()
     task = build_task(config, progress=not args.no_progress)
     result = run_search(task, args.out, resume=args.resume, progress=not args.no_progress)
-    print(f"\nrun folder {result.run_dir}: best_strategy.json, best_schedule.yaml, plots/. "
-          f"Next: amc evaluate {result.run_dir}  (fine-tune and test the pruned network)")
+    print(
+        f"\nrun folder {result.run_dir}: best_strategy.json, best_schedule.yaml, plots/. "
+        f"Next: amc evaluate {result.run_dir}  (fine-tune and test the pruned network)"
+    )
     return 0

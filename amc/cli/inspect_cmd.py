@@ -57,8 +57,9 @@ def format_table(table: LayerTable) -> str:
     lines += ["", "coupling groups (output channels pruned together):"]
     for group in table.groups:
         extra = f", multiple of {group.divisor}" if group.divisor > 1 else ""
+        fixed = "" if group.prunable else f" [not prunable: {group.reason}]"
         lines.append(
-            f"  [{group.index}] {'+'.join(group.kinds)} ({group.channels} ch{extra}): {', '.join(group.layers)}"
+            f"  [{group.index}] {'+'.join(group.kinds)} ({group.channels} ch{extra}){fixed}: {', '.join(group.layers)}"
         )
     lines += [
         "",

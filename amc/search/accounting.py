@@ -117,9 +117,7 @@ class CostAccountant:
         """Layers whose cost changes with `group`'s channel count."""
         return self._touching[group]
 
-    def largest_feasible(
-        self, group: int, counts: Sequence[int], kept: Mapping[int, int], budget: float
-    ) -> int | None:
+    def largest_feasible(self, group: int, counts: Sequence[int], kept: Mapping[int, int], budget: float) -> int | None:
         """The largest count in `counts` for `group` whose variant (others as in `kept`) costs <= budget."""
         trial = dict(kept)
         touched = self._touching[group]

@@ -116,8 +116,9 @@ def _run_greedy(agent: OffPolicyAlgorithm, env: ChannelPruningEnv, folder: RunFo
                 progress: bool) -> None:  # fmt: skip
     """Run a trained actor without exploration or learning (a learned policy on a new model or budget)."""
     if not policy.exists():
-        raise UserError(f"agent checkpoint {policy} does not exist.",
-                        fix=f"point --policy at a run's agent/{AGENT_FILE}.")
+        raise UserError(
+            f"agent checkpoint {policy} does not exist.", fix=f"point --policy at a run's agent/{AGENT_FILE}."
+        )
     load_policy_weights(agent, policy)
     for episode in tqdm(range(1, episodes + 1), desc="greedy policy", disable=not progress):
         tick = time.perf_counter()

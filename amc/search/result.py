@@ -36,13 +36,18 @@ class SearchResult:
 
     def table(self) -> str:
         unit = self.budget.unit
+        dense, best = self.budget.dense_cost, self.best_cost
         rows = [
-            ("", "cost (" + unit + ")", "measured latency", "search-val acc"),
-            ("dense", f"{self.budget.dense_cost:.4g}", f"{self.dense_latency_ms:.3f} ms", f"{100 * self.dense_accuracy:.2f}%"),
-            ("best found", f"{self.best_cost:.4g}", f"{self.best_latency_ms:.3f} ms", f"{100 * self.best_accuracy:.2f}%"),
-            ("ratio", f"{self.best_cost / self.budget.dense_cost:.3f}", f"{self.best_latency_ms / self.dense_latency_ms:.3f}",
-             f"{100 * (self.best_accuracy - self.dense_accuracy):+.2f} pt"),
-        ]  # fmt: skip
+            ("", f"cost ({unit})", "measured latency", "search-val acc"),
+            ("dense", f"{dense:.4g}", f"{self.dense_latency_ms:.3f} ms", f"{100 * self.dense_accuracy:.2f}%"),
+            ("best found", f"{best:.4g}", f"{self.best_latency_ms:.3f} ms", f"{100 * self.best_accuracy:.2f}%"),
+            (
+                "ratio",
+                f"{best / dense:.3f}",
+                f"{self.best_latency_ms / self.dense_latency_ms:.3f}",
+                f"{100 * (self.best_accuracy - self.dense_accuracy):+.2f} pt",
+            ),
+        ]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths)) for row in rows]
         budget = f"budget {self.budget.value:.4g} {unit} ({100 * self.budget.ratio:.0f}% of dense) by the cost model"
@@ -73,8 +78,10 @@ def finish_search(
 ) -> SearchResult:
     """Measure dense and best on this machine, write summary.json and plots, print the dense-vs-best table."""
     if folder.best_strategy is None or folder.best_row is None:
-        raise UserError(f"the search in {folder.path} finished without scoring any strategy.",
-                        fix="give it at least one episode (search.episodes).")
+        raise UserError(
+            f"the search in {folder.path} finished without scoring any strategy.",
+            fix="give it at least one episode (search.episodes).",
+        )
     strategy = folder.best_strategy
     best_model = thin(task.model, task.table, strategy.kept_channels(task.table))
     dense_model = copy.deepcopy(task.model)
@@ -86,8 +93,14 @@ def finish_search(
         folder.rows_written, wall_s,
     )  # fmt: skip
     summary = {key: value for key, value in asdict(result).items() if key not in ("strategy", "run_dir")}
-    summary.update({"method": task.config.search.method, "cost_model": task.cost_model.name,
-                    "latency_backend": latency_backend(task.cost_model), "best_episode": folder.best_row.episode})
+    summary.update(
+        {
+            "method": task.config.search.method,
+            "cost_model": task.cost_model.name,
+            "latency_backend": latency_backend(task.cost_model),
+            "best_episode": folder.best_row.episode,
+        }
+    )
     folder.write_summary(summary)
     rows = folder.read_rows()
     plot_search_progress(rows, folder.path / "plots" / "search_progress.png", budget)

@@ -35,8 +35,16 @@ def decisions(run: Path) -> list[tuple]:
 def test_search_writes_the_run_folder(tmp_path: Path) -> None:
     run = tmp_path / "run"
     assert main(["search", "--config", SMOKE, "--out", str(run), "--no-progress"]) == 0
-    for name in ("config.yaml", "episodes.csv", "best_strategy.json", "best_schedule.yaml", "summary.json",
-                 "agent/agent.pt", "plots/search_progress.png", "plots/best_keep_ratios.png"):
+    for name in (
+        "config.yaml",
+        "episodes.csv",
+        "best_strategy.json",
+        "best_schedule.yaml",
+        "summary.json",
+        "agent/agent.pt",
+        "plots/search_progress.png",
+        "plots/best_keep_ratios.png",
+    ):
         assert (run / name).is_file(), name
     assert any((run / "tensorboard").rglob("events.out.tfevents*"))
     assert [int(row["episode"]) for row in rows(run)] == list(range(1, 7))
@@ -84,8 +92,13 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path: Path, monkeypat
 def test_kill_then_resume_from_the_command_line(tmp_path: Path) -> None:
     run = tmp_path / "run"
     command = [sys.executable, "-m", "amc.cli.main", "search", "--config", SMOKE, "--out", str(run), "--no-progress"]
-    process = subprocess.Popen([*command, "--episodes", "400"], env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*command, "--episodes", "400"],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and (not (run / "episodes.csv").exists() or len(rows(run)) < 3):
         time.sleep(0.2)
@@ -95,8 +108,9 @@ def test_kill_then_resume_from_the_command_line(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     done = len(rows(run))
     assert 3 <= done < 400
-    result = subprocess.run([*command, "--resume", "--episodes", str(done + 2)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [*command, "--resume", "--episodes", str(done + 2)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     episodes = [int(row["episode"]) for row in rows(run)]
     assert episodes == list(range(1, done + 3))
@@ -134,9 +148,25 @@ def test_learned_policy_runs_greedily_on_a_new_budget(tmp_path: Path) -> None:
     run = tmp_path / "run"
     main(["search", "--config", SMOKE, "--out", str(run), "--no-progress"])
     greedy = tmp_path / "greedy"
-    code = main(["search", "--config", SMOKE, "--out", str(greedy), "--no-progress", "--episodes", "2",
-                 "--policy", str(run / "agent" / "agent.pt"), "--budget", "0.7"])
+    code = main(
+        [
+            "search",
+            "--config",
+            SMOKE,
+            "--out",
+            str(greedy),
+            "--no-progress",
+            "--episodes",
+            "2",
+            "--policy",
+            str(run / "agent" / "agent.pt"),
+            "--budget",
+            "0.7",
+        ]
+    )
     assert code == 0
     first, second = rows(greedy)
     assert first["accuracy"] == second["accuracy"] and first["cost"] == second["cost"]  # no exploration
-    assert float(first["budget"]) == pytest.approx(0.7 * json.loads((run / "summary.json").read_text())["budget"]["dense_cost"])
+    assert float(first["budget"]) == pytest.approx(
+        0.7 * json.loads((run / "summary.json").read_text())["budget"]["dense_cost"]
+    )
