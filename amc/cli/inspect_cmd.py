@@ -47,12 +47,12 @@ def format_table(table: LayerTable) -> str:
     lines = [f"{table.model_name}  input {'x'.join(map(str, table.input_size))}", header, "-" * len(header)]
     for layer in table.layers:
         spec = layer.spec
-        group = "-" if layer.out_group is None else str(layer.out_group)
+        owner = "-" if layer.out_group is None else str(layer.out_group)
         lines.append(
             f"{layer.index:>3} {layer.name:<36.36} {spec.op:<7} {spec.in_channels:>5} {spec.out_channels:>5} "
             f"{spec.kernel[0]}x{spec.kernel[1]:<3} {spec.stride[0]:>3} {spec.padding[0]:>3} {spec.groups:>4} "
             f"{spec.in_hw[0]:>4}x{spec.in_hw[1]:<4} {spec.out_hw[0]:>4}x{spec.out_hw[1]:<4} "
-            f"{layer.macs:>14,} {layer.params:>10,} {group:>5}"
+            f"{layer.macs:>14,} {layer.params:>10,} {owner:>5}"
         )
     lines += ["", "coupling groups (output channels pruned together):"]
     for group in table.groups:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from amc.checkpoints import base_checkpoint_path
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.experiment import checkpoint_path, load_data, train_base_model
 
@@ -33,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"train.epochs": args.epochs, "train.lr": args.lr})
     torch.set_num_threads(config.experiment.threads)
     bundle = load_data(config)
-    out = args.out or checkpoint_path(config)
+    out = (
+        args.out
+        or checkpoint_path(config)
+        or base_checkpoint_path(config.model.name, bundle.name, config.experiment.seed)
+    )
     print(
         f"training {config.model.name} on {bundle.name} ({len(bundle.train)} train / {len(bundle.search_val)} "
         f"search-val images, {config.experiment.threads} threads) -> {out}"

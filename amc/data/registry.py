@@ -189,6 +189,8 @@ def load_dataset(
         )
     order = torch.randperm(len(full_train), generator=torch.Generator().manual_seed(split_seed))  # type: ignore[arg-type]
     val_index, train_index = order[:search_val_size].sort().values, order[search_val_size:].sort().values
+    train: Dataset
+    search_val: Dataset
     if isinstance(full_train, TensorImageDataset):
         train, search_val = full_train.subset(train_index), full_train.subset(val_index)
     else:
