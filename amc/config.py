@@ -98,6 +98,9 @@ class SearchSection:
     """Largest keep ratio of any layer."""
     round_to: int = 8
     """Kept channel counts are multiples of this."""
+    granularity: str = "channel"
+    """channel (filters removed, a thinner network) or element (AMC's fine-grained mode: per-layer weight density,
+    magnitude masks; pair it with a zero-skipping `sparse:<base>` cost model)."""
     reward: str = "acc"
     """acc (budget enforced by clipping) or error_log_cost (-error * log(cost))."""
     selection: str = "lstsq"
@@ -114,6 +117,22 @@ class SearchSection:
     executor: str = "local"
     """local (processes) or ray."""
     ray_address: str | None = None
+    netadapt_step: float = 0.025
+    """NetAdapt: cost cut of the first iteration as a share of the dense cost (R0; later cuts shrink by the decay)."""
+    netadapt_decay: float = 0.96
+    """NetAdapt: each iteration's cost cut is the previous one times this."""
+    netadapt_finetune_steps: int = 100
+    """NetAdapt: short-term fine-tune SGD steps per candidate (0: none; long-term fine-tune is `amc evaluate`)."""
+    netadapt_lr: float = 0.005
+    """NetAdapt: learning rate of the short-term fine-tune (SGD, momentum 0.9)."""
+    netadapt_max_iterations: int = 0
+    """NetAdapt: stop after this many iterations even if the budget is not met yet (0: until it is met)."""
+    sensitivity_keeps: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+    """sensitivity: keep ratios each group is pruned to, one group at a time (clipped to [lbound, rbound])."""
+    study_storage: str | None = None
+    """bayes: Optuna storage URL (default sqlite:///<run folder>/study.db); several workers may share one database."""
+    trial_batch: int = 1
+    """bayes: trials asked at once and scored in parallel (TPE, constant liar); results depend on it, not on workers."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +158,16 @@ class AgentSection:
 
 @dataclass(frozen=True)
 class FinetuneSection:
+    """Fine-tuning of a pruned network by `amc evaluate` (cosine schedule with a short warm-up, as `amc train`)."""
+
     epochs: int = 2
     optimizer: str = "sgd"
+    """sgd (momentum 0.9, nesterov) or adamw."""
     lr: float = 0.01
     weight_decay: float = 5e-4
+    batch_size: int = 128
+    val_images: int = 1000
+    """search-val images scored after each epoch (progress only; the test set is scored once, at the end)."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,8 @@ COMMAND_MODULES = (
     "amc.cli.demo_cmd",
     "amc.cli.prune_cmd",
     "amc.cli.schedule_cmd",
+    "amc.cli.evaluate_cmd",
+    "amc.cli.compare_cmd",
 )
 
 

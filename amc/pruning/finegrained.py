@@ -89,6 +89,15 @@ class LayerDensities:
     def save(self, path: str | Path) -> None:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
 
+    @classmethod
+    def load(cls, path: str | Path) -> LayerDensities:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"cannot read densities {path}: {error}.", fix="regenerate the file.") from None
+        return cls.from_dict(data, f"densities {path}")
+
 
 def magnitude_masks(
     model: nn.Module, sparsity: float | Mapping[str, float], layers: Sequence[str] | None = None

@@ -1,8 +1,10 @@
-"""Plots people would rather look at than read: search progress and per-layer keep ratios (AMC paper style)."""
+"""Plots people would rather look at than read: search progress, per-layer keep ratios (AMC paper style), and
+for comparisons accuracy vs measured latency and several strategies' keep ratios side by side."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -56,3 +58,61 @@ def _save(fig: plt.Figure, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    label: str
+    """The series (method) the point belongs to."""
+    latency_ms: float
+    accuracy: float
+    """In [0, 1]."""
+
+
+def plot_pareto(points: Sequence[ParetoPoint], dense: ParetoPoint, path: Path, ylabel: str,
+                budget_ms: float | None = None, title: str = "") -> None:  # fmt: skip
+    """Accuracy vs measured latency, one colour per method, the dense model marked and the non-dominated front
+    (faster and more accurate than any other point) drawn as a staircase."""
+    fig, axis = plt.subplots(figsize=(7, 5))
+    for index, label in enumerate(dict.fromkeys(point.label for point in points)):
+        series = [point for point in points if point.label == label]
+        axis.scatter([p.latency_ms for p in series], [100 * p.accuracy for p in series], label=label,
+                     color=f"C{index}", marker="os^Dvp<>h"[index % 9], s=40, zorder=3)  # fmt: skip
+    front = _front([*points, dense])
+    axis.step([p.latency_ms for p in front], [100 * p.accuracy for p in front], where="post", color="0.6",
+              linewidth=1, zorder=1, label="Pareto front")  # fmt: skip
+    axis.scatter([dense.latency_ms], [100 * dense.accuracy], marker="*", s=200, color="k", label=dense.label, zorder=4)
+    if budget_ms is not None:
+        axis.axvline(budget_ms, color="C3", linestyle="--", linewidth=1, label="budget")
+    axis.set_xlabel("measured latency (ms)")
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    axis.set_title(title or "accuracy vs measured latency")
+    _save(fig, path)
+
+
+def _front(points: Sequence[ParetoPoint]) -> list[ParetoPoint]:
+    front: list[ParetoPoint] = []
+    for point in sorted(points, key=lambda p: (p.latency_ms, -p.accuracy)):
+        if not front or point.accuracy > front[-1].accuracy:
+            front.append(point)
+    return front
+
+
+def plot_keep_ratios_side_by_side(ratios: Mapping[str, Mapping[str, float]], path: Path, ylabel: str = "keep ratio",
+                                  title: str = "") -> None:  # fmt: skip
+    """Per-layer ratios of several strategies (label -> layer -> ratio) as grouped bars, layers in first-seen order."""
+    layers = list(dict.fromkeys(name for per_layer in ratios.values() for name in per_layer))
+    width = 0.8 / max(1, len(ratios))
+    fig, axis = plt.subplots(figsize=(max(7, 0.3 * len(layers) * max(1, len(ratios)) ** 0.5), 4))
+    for index, (label, per_layer) in enumerate(ratios.items()):
+        x = [i - 0.4 + width * (index + 0.5) for i in range(len(layers))]
+        axis.bar(x, [per_layer.get(name, float("nan")) for name in layers], width, label=label, color=f"C{index}")
+    axis.set_xticks(range(len(layers)))
+    axis.set_xticklabels(layers, rotation=90, fontsize=7)
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel(ylabel)
+    axis.legend(fontsize=8)
+    axis.set_title(title or f"{ylabel} per layer")
+    _save(fig, path)

@@ -86,8 +86,7 @@ def run_amc(
     agent_path = out / "agent" / AGENT_FILE
     state = read_agent_state(agent_path) if resume and agent_path.exists() else None
     done = int(state["episodes"]) if state else 0
-    leaders = [task.table.groups[g].leader for g in env.order]
-    folder = RunFolder.create(out, config, leaders, resume, keep_rows=done)
+    folder = RunFolder.create(out, config, env.unit_names, resume, keep_rows=done)
     folder.restore_best()
     agent = make_agent(env, config.agent, steps, config.experiment.seed, out / "tensorboard")
     if state:

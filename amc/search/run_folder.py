@@ -2,7 +2,8 @@
 
     config.yaml          the resolved config, as run
     episodes.csv         one row per episode / trial / candidate: keep ratios, cost, accuracy, reward, times
-    best_strategy.json   the best strategy found so far (rewritten atomically on improvement)
+    best_strategy.json   the best strategy found so far (rewritten atomically on improvement); element-wise
+                         searches write best_densities.json (per-layer weight densities) instead
     best_schedule.yaml   the same as a Distiller-style schedule
     summary.json         dense vs best: cost, measured latency, search-val accuracy, wall time
     plots/               progress over episodes, per-layer keep ratios of the best strategy
@@ -24,8 +25,12 @@ from typing import Any
 from amc.config import ExperimentConfig, save_config
 from amc.errors import UserError
 from amc.io import atomic_write_json, atomic_write_text
-from amc.pruning import Strategy
-from amc.schedule import strategy_to_distiller_yaml
+from amc.pruning import LayerDensities, Strategy
+from amc.schedule import save_schedule
+
+BestResult = Strategy | LayerDensities
+"""A channel strategy, or per-layer weight densities (granularity "element")."""
+BEST_FILES = {Strategy: "best_strategy.json", LayerDensities: "best_densities.json"}
 
 BASE_COLUMNS = ("episode", "reward", "accuracy", "cost", "budget", "wall_s", "eval_s", "prune_s", "cost_s", "agent_s")
 
@@ -65,7 +70,7 @@ class RunFolder:
         self.path = Path(path)
         self.columns = (*BASE_COLUMNS, *(f"keep:{name}" for name in layer_names))
         self.best_row: EpisodeRow | None = None
-        self.best_strategy: Strategy | None = None
+        self.best_strategy: BestResult | None = None
         self.rows_written = 0
 
     @classmethod
@@ -104,7 +109,7 @@ class RunFolder:
         atomic_write_text(self.path / "episodes.csv", buffer.getvalue())
         self.rows_written = len(rows)
 
-    def append(self, row: EpisodeRow, strategy: Strategy | None = None) -> bool:
+    def append(self, row: EpisodeRow, strategy: BestResult | None = None) -> bool:
         """Append one row (flushed to disk); returns True when it is the new best (and saves it)."""
         with (self.path / "episodes.csv").open("a", newline="") as handle:
             csv.writer(handle).writerow(row.as_csv(self.columns))
@@ -116,15 +121,16 @@ class RunFolder:
             self.save_best(strategy)
         return improved
 
-    def save_best(self, strategy: Strategy) -> None:
+    def save_best(self, strategy: BestResult) -> None:
         self.best_strategy = strategy
-        strategy.save(self.path / "best_strategy.json")
-        atomic_write_text(self.path / "best_schedule.yaml", strategy_to_distiller_yaml(strategy))
+        strategy.save(self.path / BEST_FILES[type(strategy)])
+        save_schedule(strategy, self.path / "best_schedule.yaml")
 
     def restore_best(self) -> None:
         """After a resume: the best row and strategy from what is already on disk."""
         rows = self.read_rows()
-        if not rows or not (self.path / "best_strategy.json").exists():
+        saved = [(kind, self.path / name) for kind, name in BEST_FILES.items() if (self.path / name).exists()]
+        if not rows or not saved:
             return
         best = max(rows, key=lambda row: float(row["reward"]))
         keeps = [float(best[column]) for column in self.columns[len(BASE_COLUMNS) :] if best.get(column)]
@@ -132,7 +138,8 @@ class RunFolder:
             int(best["episode"]), float(best["reward"]), float(best["accuracy"]), float(best["cost"]),
             float(best["budget"]), keeps, float(best["wall_s"]),
         )  # fmt: skip
-        self.best_strategy = Strategy.load(self.path / "best_strategy.json")
+        kind, path = saved[0]
+        self.best_strategy = Strategy.load(path) if kind is Strategy else LayerDensities.load(path)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.path / "summary.json", _finite(summary))

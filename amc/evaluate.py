@@ -1,0 +1,256 @@
+"""`amc evaluate`: from a search's strategy to a fine-tuned, measured and exported network.
+
+Apply the strategy to the base checkpoint (`amc.api.apply`), fine-tune it on the training split (checkpointed each
+epoch; running the same command again resumes), score it once on the test set, and measure what a user deploys:
+MACs, parameters, cost by the run's cost model (and energy where the cost model prices it), and end-to-end latency
+on this machine in PyTorch and ONNX Runtime at batch 1 and at a throughput batch, dense beside pruned. Writes the
+fine-tuned model (`amc.api.export`) and `evaluation.json` / `evaluation.md` into the output folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from amc.api import apply, as_schedule, export
+from amc.errors import UserError
+from amc.io import atomic_write_json, atomic_write_text
+from amc.pruning import remove_masks_
+from amc.report.tables import markdown_table
+from amc.schedule import Schedule, summarize
+from amc.search.task import SearchTask
+from amc.training import EpochRecord, TrainSettings, train
+from amc.training import evaluate as score_dataset
+from hwmodel import CostModel, LayerSpec
+from hwmodel.lut.backends import OrtBackend, TorchBackend
+
+EVALUATION_FILE = "evaluation.json"
+STATE_FILE = "finetune.state.pt"
+SETTINGS_FILE = "finetune.json"
+SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
+"""What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    threads: int = 1
+    """One thread, as the latency LUTs are measured: stable on a shared machine, and what batch-1 serving uses."""
+    batch: int = 64
+    """The throughput batch (images per call), measured beside batch 1."""
+    repeats: int = 30
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    backend: str
+    batch: int
+    threads: int
+    dense_ms: float
+    pruned_ms: float
+
+    @property
+    def speedup(self) -> float:
+        return self.dense_ms / self.pruned_ms
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A fine-tuned pruned network beside its dense base model, as `evaluation.json` holds it."""
+
+    schedule: str
+    model: str
+    dataset: str
+    test_top1: float
+    test_top5: float
+    dense_test_top1: float
+    dense_test_top5: float
+    pruned_test_top1: float
+    """Test top-1 right after pruning (and BN re-estimation), before fine-tuning."""
+    test_images: int
+    macs: int
+    dense_macs: int
+    ideal_macs: float
+    """MACs a zero-skipping accelerator performs: each layer's MACs times its weight density."""
+    params: int
+    dense_params: int
+    nonzero_params: float
+    cost_model: str
+    cost_unit: str
+    cost: float
+    dense_cost: float
+    energy_mj: float | None
+    dense_energy_mj: float | None
+    latency: tuple[LatencyRow, ...]
+    finetune: TrainSettings
+    epochs: tuple[EpochRecord, ...]
+    finetune_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(**{
+            **data,
+            "latency": tuple(LatencyRow(**row) for row in data["latency"]),
+            "finetune": TrainSettings(**data["finetune"]),
+            "epochs": tuple(EpochRecord(**record) for record in data["epochs"]),
+        })  # fmt: skip
+
+    def table(self) -> str:
+        """Dense vs pruned, one row per figure, as Markdown."""
+        rows = [
+            ["test top-1", _pct(self.dense_test_top1), _pct(self.test_top1),
+             f"{100 * (self.test_top1 - self.dense_test_top1):+.2f} pt"],
+            ["test top-5", _pct(self.dense_test_top5), _pct(self.test_top5),
+             f"{100 * (self.test_top5 - self.dense_test_top5):+.2f} pt"],
+            ["MACs", f"{self.dense_macs:,}", f"{self.macs:,}", f"{self.dense_macs / self.macs:.2f}x fewer"],
+            ["params", f"{self.dense_params:,}", f"{self.params:,}", f"{self.dense_params / self.params:.2f}x fewer"],
+            [f"cost ({self.cost_unit}, {self.cost_model})", f"{self.dense_cost:.4g}", f"{self.cost:.4g}",
+             f"{self.cost / self.dense_cost:.3f} of dense"],
+        ]  # fmt: skip
+        if self.ideal_macs < self.macs:
+            rows.append(["ideal MACs (zero-skipping)", f"{self.dense_macs:,}", f"{self.ideal_macs:,.0f}",
+                         f"{self.dense_macs / self.ideal_macs:.2f}x fewer"])  # fmt: skip
+            rows.append(["non-zero params", f"{self.dense_params:,}", f"{self.nonzero_params:,.0f}",
+                         f"{self.dense_params / self.nonzero_params:.2f}x fewer"])  # fmt: skip
+        if self.energy_mj is not None and self.dense_energy_mj is not None:
+            rows.append(["energy (mJ)", f"{self.dense_energy_mj:.4g}", f"{self.energy_mj:.4g}",
+                         f"{self.energy_mj / self.dense_energy_mj:.3f} of dense"])  # fmt: skip
+        for row in self.latency:
+            where = f"{row.backend}, batch {row.batch}, {row.threads} thread(s)"
+            if row.batch == 1:
+                rows.append([f"latency ms ({where})", f"{row.dense_ms:.3f}", f"{row.pruned_ms:.3f}",
+                             f"{row.speedup:.2f}x faster"])  # fmt: skip
+            else:
+                dense, pruned = 1000 * row.batch / row.dense_ms, 1000 * row.batch / row.pruned_ms
+                rows.append([f"images/s ({where})", f"{dense:,.0f}", f"{pruned:,.0f}", f"{row.speedup:.2f}x more"])
+        head = (f"{self.model} on {self.dataset}: {self.schedule}, fine-tuned {self.finetune.epochs} epoch(s) "
+                f"({self.finetune.optimizer}, lr {self.finetune.lr}) in {self.finetune_s:.0f} s; test set "
+                f"{self.test_images} images (top-1 {_pct(self.pruned_test_top1)} before fine-tuning)")  # fmt: skip
+        return head + "\n\n" + markdown_table(["", "dense", "pruned", "change"], rows)
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.2f}%"
+
+
+def read_evaluation(folder: Path) -> Evaluation | None:
+    path = Path(folder) / EVALUATION_FILE
+    return Evaluation.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def schedule_source(path: Path) -> tuple[Path | None, Path]:
+    """(run folder or None, schedule file) for `amc evaluate RUN_DIR | STRATEGY`."""
+    path = Path(path)
+    if path.is_dir():
+        for name in SCHEDULE_FILES:
+            if (path / name).is_file():
+                return path, path / name
+        raise UserError(
+            f"{path} holds no {' or '.join(SCHEDULE_FILES)}.",
+            fix="pass a run folder written by `amc search` (after its first episode), or a strategy file.",
+        )
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.", fix="pass a run folder or a strategy / schedule file.")
+    run = path.parent if (path.parent / "config.yaml").is_file() else None
+    return run, path
+
+
+def finetune_settings(task: SearchTask) -> TrainSettings:
+    """The config's `finetune:` section as training settings (seeded by experiment.seed)."""
+    section = task.config.finetune
+    return TrainSettings(
+        epochs=section.epochs, batch_size=section.batch_size,
+        optimizer=section.optimizer, lr=section.lr, weight_decay=section.weight_decay, augment=False,
+        seed=task.config.experiment.seed,
+    )  # fmt: skip
+
+
+def evaluate_schedule(
+    task: SearchTask,
+    source: Schedule | Path,
+    out: Path,
+    settings: TrainSettings,
+    latency: LatencySettings = LatencySettings(),
+    onnx: bool = True,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> Evaluation:
+    """Apply, fine-tune (resuming from `out` if it holds a checkpoint of the same job), test, measure, export."""
+    bundle = task.bundle
+    if bundle is None:
+        raise UserError("evaluation needs the configured data.", fix="build the task with build_task(config).")
+    schedule = as_schedule(source, task.table)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_resumable(out, schedule, settings)
+    batch = task.config.data.batch_size
+    pruned = apply(task, schedule)
+    pruned_top1 = score_dataset(pruned, bundle.test, batch).top1
+    history = train(pruned, bundle.train, bundle.search_val, settings, state_path=out / STATE_FILE,
+                    progress=progress, log=log, val_images=task.config.finetune.val_images)  # fmt: skip
+    final = score_dataset(pruned, bundle.test, batch)
+    dense = score_dataset(task.model, bundle.test, batch)
+    exported = export(pruned, out, schedule, task.input_size, task.config.model.name, onnx=onnx)
+    summary = summarize(schedule, task.table, task.model)
+    kept = schedule.kept_channels(task.table)
+    specs = schedule.densities.specs(task.table, kept) if schedule.densities else task.table.specs(kept)
+    dense_specs = task.table.specs()
+    evaluation = Evaluation(
+        schedule=str(source) if isinstance(source, Path) else "schedule", model=task.config.model.name,
+        dataset=task.dataset, test_top1=final.top1, test_top5=final.top5, dense_test_top1=dense.top1,
+        dense_test_top5=dense.top5, pruned_test_top1=pruned_top1, test_images=final.images,
+        macs=summary.dense_macs, dense_macs=summary.original_macs, ideal_macs=summary.ideal_macs,
+        params=summary.dense_params, dense_params=summary.original_params, nonzero_params=summary.ideal_params,
+        cost_model=task.cost_model.name, cost_unit=task.cost_model.unit, cost=task.cost_model.network_cost(specs),
+        dense_cost=task.cost_model.network_cost(dense_specs), energy_mj=energy_mj(task.cost_model, specs),
+        dense_energy_mj=energy_mj(task.cost_model, dense_specs),
+        latency=measure_latencies(task.model, remove_masks_(copy.deepcopy(pruned)), task.input_size, latency),
+        finetune=settings, epochs=history.epochs, finetune_s=sum(record.seconds for record in history.epochs),
+    )  # fmt: skip
+    atomic_write_json(out / EVALUATION_FILE, evaluation.to_dict())
+    atomic_write_text(out / "evaluation.md", evaluation.table() + "\n")
+    log(evaluation.table())
+    log(f"wrote {exported.weights}" + (f", {exported.onnx}" if exported.onnx else "") + f", {exported.schedule_yaml}")
+    return evaluation
+
+
+def _check_resumable(out: Path, schedule: Schedule, settings: TrainSettings) -> None:
+    """A checkpoint in `out` is resumed only if it fine-tunes the same schedule with the same settings."""
+    job = {"schedule": schedule.to_dict(), "settings": asdict(settings)}
+    path = out / SETTINGS_FILE
+    if (out / STATE_FILE).is_file() and path.is_file() and json.loads(path.read_text()) != job:
+        raise UserError(
+            f"{out} holds a fine-tuning checkpoint of another schedule or other settings.",
+            fix=f"use another --out, or delete {out / STATE_FILE} to start over.",
+        )
+    atomic_write_json(path, job)
+
+
+def energy_mj(cost_model: CostModel, specs: Sequence[LayerSpec]) -> float | None:
+    """Energy of the network where the cost model knows it (an energy model, or one with `layer_energy_mj`)."""
+    if cost_model.metric == "energy":
+        return cost_model.network_cost(specs)
+    per_layer = getattr(cost_model, "layer_energy_mj", None)
+    return sum(per_layer(spec) for spec in specs) if per_layer else None
+
+
+def measure_latencies(
+    dense: nn.Module, pruned: nn.Module, input_size: tuple[int, int, int], settings: LatencySettings
+) -> tuple[LatencyRow, ...]:
+    """End-to-end latency, dense beside pruned, in PyTorch eager and ONNX Runtime, at batch 1 and `settings.batch`."""
+    rows = []
+    for backend in (OrtBackend(settings.threads, repeats=settings.repeats),
+                    TorchBackend(settings.threads, repeats=settings.repeats)):  # fmt: skip
+        for batch in (1, settings.batch):
+            shape = (batch, *input_size)
+            rows.append(LatencyRow(backend.name, batch, settings.threads,
+                                   backend.measure_network(dense, shape).median_ms,
+                                   backend.measure_network(pruned, shape).median_ms))  # fmt: skip
+    return tuple(rows)
