@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=float, help="budget as a share of the dense cost (budget.ratio)")
     parser.add_argument("--cost-model", help="cost model (cost.model), e.g. lut:auto, macs, roofline:rpi4-a72")
     parser.add_argument("--policy", help="a trained agent checkpoint (agent.pt) to run greedily (agent.policy)")
+    parser.add_argument("--workers", type=int, help="score independent candidates on N workers (search.workers)")
+    parser.add_argument("--executor", choices=("local", "ray"), help="local processes or Ray (search.executor)")
+    parser.add_argument("--ray-address", help="a Ray cluster to join, e.g. ray://head:10001 (search.ray_address)")
     parser.set_defaults(func=run)
 
 
@@ -48,7 +51,8 @@ def terminate_as_interrupt() -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {
         "search.method": args.method, "search.episodes": args.episodes, "budget.ratio": args.budget,
-        "cost.model": args.cost_model, "agent.policy": args.policy,
+        "cost.model": args.cost_model, "agent.policy": args.policy, "search.workers": args.workers,
+        "search.executor": args.executor, "search.ray_address": args.ray_address,
     })  # fmt: skip
     out = args.out or Path("runs") / f"{config.experiment.name}-{config.search.method}"
     terminate_as_interrupt()

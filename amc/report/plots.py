@@ -116,3 +116,19 @@ def plot_keep_ratios_side_by_side(ratios: Mapping[str, Mapping[str, float]], pat
     axis.legend(fontsize=8)
     axis.set_title(title or f"{ylabel} per layer")
     _save(fig, path)
+
+
+def plot_sensitivity(curves: Mapping[str, Sequence[tuple[float, float]]], dense: float, path: Path) -> None:
+    """Search-val accuracy of each group pruned alone, against its keep ratio (Distiller's sensitivity plot)."""
+    fig, axis = plt.subplots(figsize=(8, 5))
+    for name, curve in curves.items():
+        keeps, accuracy = zip(*curve)
+        axis.plot(keeps, [100 * a for a in accuracy], ".-", label=name)
+    axis.axhline(100 * dense, color="black", linestyle="--", linewidth=1, label="dense")
+    axis.set_xlabel("keep ratio of the group (others dense)")
+    axis.set_ylabel("search-val top-1 (%)")
+    axis.invert_xaxis()
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=6, ncol=2)
+    axis.set_title("sensitivity of each coupling group")
+    _save(fig, path)

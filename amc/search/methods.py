@@ -7,6 +7,8 @@ from pathlib import Path
 
 from amc.errors import UserError
 from amc.search.amc_method import run_amc
+from amc.search.baselines import run_bayes, run_random, run_sensitivity, run_uniform
+from amc.search.netadapt import run_netadapt
 from amc.search.result import SearchResult
 from amc.search.task import SearchTask
 
@@ -14,6 +16,11 @@ SearchMethod = Callable[..., SearchResult]
 
 METHODS: dict[str, tuple[SearchMethod, str]] = {
     "amc": (run_amc, "AMC: DDPG agent choosing per-layer keep ratios, budget enforced by clipping (He et al. 2018)"),
+    "netadapt": (run_netadapt, "NetAdapt: step-by-step cuts, the best single-group cut after a short fine-tune"),
+    "uniform": (run_uniform, "one keep ratio for every group, the largest meeting the budget (bisection)"),
+    "sensitivity": (run_sensitivity, "per-group sensitivity sweep, then ratios from an accuracy-drop threshold"),
+    "random": (run_random, "random strategies clipped to the budget like AMC's actions; best of search.episodes"),
+    "bayes": (run_bayes, "Optuna TPE over per-group keep ratios, clipped to the budget like AMC's actions"),
 }
 
 
