@@ -61,6 +61,9 @@ class TrainSection:
     lr: float = 0.1
     weight_decay: float = 5e-4
     label_smoothing: float = 0.0
+    seed: int = 0
+    """Seed of the base model's training and of its cache name. Separate from experiment.seed, so that searches
+    with different seeds prune the same base model (`amc train --seed N` sets both)."""
     augment: bool = False
     """Random 2-pixel shifts and horizontal flips (in-memory datasets); off by default: in a 3-epoch budget it
     costs accuracy (ResNet-20 / Fashion-MNIST: 90.8% with, 92.3% without)."""

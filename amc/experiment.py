@@ -34,7 +34,7 @@ def checkpoint_path(config: ExperimentConfig) -> Path | None:
     if config.model.checkpoint == "none":
         return None
     if config.model.checkpoint == "auto":
-        return base_checkpoint_path(config.model.name, config.data.dataset, config.experiment.seed)
+        return base_checkpoint_path(config.model.name, config.data.dataset, config.train.seed)
     return Path(config.model.checkpoint)
 
 
@@ -42,7 +42,7 @@ def train_base_model(
     config: ExperimentConfig, bundle: DataBundle, out: Path, progress: bool = True, log: Callable[[str], None] = print
 ) -> tuple[nn.Module, TrainResult, float]:
     """Train the configured model from scratch (resumable), save it to `out`; returns (model, history, test top-1)."""
-    torch.manual_seed(config.experiment.seed)
+    torch.manual_seed(config.train.seed)
     model = build_model(config, bundle)
     section = config.train
     settings = TrainSettings(
@@ -53,7 +53,7 @@ def train_base_model(
         section.weight_decay,
         section.label_smoothing,
         section.augment and bundle.augmentable,
-        config.experiment.seed,
+        section.seed,
     )
     state_path = out.with_suffix(".state.pt")
     result = train(model, bundle.train, bundle.search_val, settings, state_path=state_path, progress=progress, log=log)
@@ -72,7 +72,7 @@ def train_base_model(
             "input_size": list(bundle.input_size),
             "num_classes": bundle.num_classes,
             "epochs": section.epochs,
-            "seed": config.experiment.seed,
+            "seed": section.seed,
             "test_top1": test.top1,
             "test_top5": test.top5,
             "train_seconds": result.seconds,

@@ -48,3 +48,11 @@ def test_resolved_config_round_trip(tmp_path: Path) -> None:
     config = load_config(None, {"agent.hidden": [32, 16], "cost.model": "params"})
     save_config(config, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_search_seeds_share_one_base_model_and_train_seed_changes_it() -> None:
+    from amc.experiment import checkpoint_path
+
+    base = checkpoint_path(load_config(None))
+    assert checkpoint_path(load_config(None, {"experiment.seed": 3})) == base
+    assert checkpoint_path(load_config(None, {"train.seed": 3})) != base
