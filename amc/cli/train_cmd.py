@@ -34,11 +34,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"train.epochs": args.epochs, "train.lr": args.lr, "train.seed": args.seed})
     torch.set_num_threads(config.experiment.threads)
     bundle = load_data(config)
-    out = (
-        args.out
-        or checkpoint_path(config)
-        or base_checkpoint_path(config.model.name, bundle.name, config.train.seed)
-    )
+    out = args.out or checkpoint_path(config) or base_checkpoint_path(config.model.name, bundle.name, config.train.seed)
     print(
         f"training {config.model.name} on {bundle.name} ({len(bundle.train)} train / {len(bundle.search_val)} "
         f"search-val images, {config.experiment.threads} threads) -> {out}"
