@@ -96,15 +96,7 @@ def reconstruct_(
         return hook
 
     handles = [thinned.get_submodule(name).register_forward_pre_hook(refit(name)) for name in targets]
-    training = thinned.training
-    thinned.eval()
-    try:
-        with torch.no_grad():
-            thinned(images)
-    finally:
-        thinned.train(training)
-        for handle in handles:
-            handle.remove()
+    _forward_once(thinned, images, handles)
     return ReconstructionReport(tuple(fits), images.shape[0], time.perf_counter() - start)
 
 
@@ -129,16 +121,21 @@ def _record_targets(
     handles = [
         original.get_submodule(name).register_forward_hook(record(name, seed)) for seed, name in enumerate(targets)
     ]
-    training = original.training
-    original.eval()
+    _forward_once(original, images, handles)
+    return samples
+
+
+def _forward_once(model: nn.Module, images: Tensor, handles: list[torch.utils.hooks.RemovableHandle]) -> None:
+    """One eval-mode, no-grad pass for the hooks in `handles`; the model's mode is restored, the hooks removed."""
+    training = model.training
+    model.eval()
     try:
         with torch.no_grad():
-            original(images)
+            model(images)
     finally:
-        original.train(training)
+        model.train(training)
         for handle in handles:
             handle.remove()
-    return samples
 
 
 def _sample_positions(output: Tensor, points: int, seed: int) -> Tensor:
