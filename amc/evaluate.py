@@ -29,11 +29,14 @@ from amc.training import EpochRecord, TrainSettings, train
 from amc.training import evaluate as score_dataset
 from hwmodel import CostModel, LayerSpec
 from hwmodel.lut.backends import OrtBackend, TorchBackend
+from hwmodel.lut.timing import interleaved
 
 EVALUATION_FILE = "evaluation.json"
 STATE_FILE = "finetune.state.pt"
 SETTINGS_FILE = "finetune.json"
 SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
+LATENCY_ROUNDS = 3
+"""Round-robin passes of the dense and pruned timings (see `hwmodel.lut.timing.interleaved`)."""
 """What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
 
 
@@ -244,13 +247,14 @@ def energy_mj(cost_model: CostModel, specs: Sequence[LayerSpec]) -> float | None
 def measure_latencies(
     dense: nn.Module, pruned: nn.Module, input_size: tuple[int, int, int], settings: LatencySettings
 ) -> tuple[LatencyRow, ...]:
-    """End-to-end latency, dense beside pruned, in PyTorch eager and ONNX Runtime, at batch 1 and `settings.batch`."""
+    """End-to-end latency, dense beside pruned, in PyTorch eager and ONNX Runtime, at batch 1 and `settings.batch`;
+    dense and pruned are timed interleaved so a slow spell of the machine does not favour either."""
     rows = []
     for backend in (OrtBackend(settings.threads, repeats=settings.repeats),
                     TorchBackend(settings.threads, repeats=settings.repeats)):  # fmt: skip
         for batch in (1, settings.batch):
             shape = (batch, *input_size)
-            rows.append(LatencyRow(backend.name, batch, settings.threads,
-                                   backend.measure_network(dense, shape).median_ms,
-                                   backend.measure_network(pruned, shape).median_ms))  # fmt: skip
+            timers = [backend.network_timer(dense, shape), backend.network_timer(pruned, shape)]
+            dense_ms, pruned_ms = (m.median_ms for m in interleaved(timers, settings.repeats, LATENCY_ROUNDS))
+            rows.append(LatencyRow(backend.name, batch, settings.threads, dense_ms, pruned_ms))
     return tuple(rows)

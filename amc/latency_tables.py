@@ -36,6 +36,8 @@ from hwmodel.lut import (
     structure_key,
     sums,
 )
+from hwmodel.lut.model import CHUNK
+from hwmodel.lut.timing import interleaved
 from hwmodel.spec import LayerSpec
 
 Kept = dict[int, int]
@@ -111,10 +113,25 @@ def random_kept(table: LayerTable, grid: Grid, rng: np.random.Generator) -> Kept
     }
 
 
-def measure_variant(lut: LutCostModel, network: Network, kept: Kept) -> float:
-    """End-to-end median latency (ms) of the physically thinned variant, on the LUT's backend and threads."""
-    thinned = thin(network.model, network.table, kept)
-    return lut.backend.measure_network(thinned, (1, *network.input_size)).median_ms
+def measure_variants(
+    lut: LutCostModel,
+    network: Network,
+    variants: list[Kept],
+    rounds: int = 3,
+    done: Callable[[int], object] | None = None,
+) -> list[float]:
+    """End-to-end median latency (ms) of each physically thinned variant, on the LUT's backend and threads,
+    interleaved in `rounds` passes (see `hwmodel.lut.timing.interleaved`) over CHUNK variants at a time;
+    `done(n)` after each chunk."""
+    latencies: list[float] = []
+    shape = (1, *network.input_size)
+    for start in range(0, len(variants), CHUNK):
+        chunk = variants[start : start + CHUNK]
+        timers = [lut.backend.network_timer(thin(network.model, network.table, kept), shape) for kept in chunk]
+        latencies += [m.median_ms for m in interleaved(timers, lut.repeats, rounds)]
+        if done:
+            done(len(chunk))
+    return latencies
 
 
 def lut_sum(lut: LutCostModel, specs: list[LayerSpec]) -> float:
@@ -126,18 +143,39 @@ def _progress(total: int, description: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=description, unit="net", disable=not enabled, leave=False)
 
 
+def _measure_entries(lut: LutCostModel, network: Network, variants: list[Kept], rounds: int, progress: bool) -> None:
+    """Measure, interleaved, every layer entry the variants need that the LUT lacks (before any network run)."""
+    specs = [spec for kept in variants for spec in network.table.specs(kept)]
+    missing = {spec.key() for spec in specs} - set(lut.table.entries)
+    if missing:
+        with tqdm(total=len(missing), desc="LUT entries", unit="layer", disable=not progress, leave=False) as bar:
+            lut.measure_many(specs, rounds, bar.update)
+
+
+def _measure_all(
+    lut: LutCostModel, network: Network, variants: list[Kept], rounds: int, progress: bool, description: str
+) -> tuple[list[float], list[float]]:
+    """(LUT sum without overhead, measured end-to-end ms) of every variant."""
+    _measure_entries(lut, network, variants, rounds, progress)
+    predicted = [lut_sum(lut, network.table.specs(kept)) for kept in variants]
+    with _progress(len(variants), description, progress) as bar:
+        measured = measure_variants(lut, network, variants, rounds, bar.update)
+    return predicted, measured
+
+
 def calibrate_overhead(
-    lut: LutCostModel, network: Network, samples: int, grid: Grid, seed: int = 0, progress: bool = True
+    lut: LutCostModel,
+    network: Network,
+    samples: int,
+    grid: Grid,
+    seed: int = 0,
+    progress: bool = True,
+    rounds: int = 3,
 ) -> NetworkOverhead:
     """Fit measured ≈ LUT sum + offset on the unpruned network and samples - 1 random variants; store it."""
     rng = np.random.default_rng([seed, 0])
     variants = [{}] + [random_kept(network.table, grid, rng) for _ in range(samples - 1)]
-    predicted, measured = [], []
-    with _progress(len(variants), "calibrating", progress) as bar:
-        for kept in variants:
-            predicted.append(lut_sum(lut, network.table.specs(kept)))
-            measured.append(measure_variant(lut, network, kept))
-            bar.update()
+    predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
     offset = fit_offset(predicted, measured)
     overhead = NetworkOverhead(
         network.name,
@@ -153,23 +191,24 @@ def calibrate_overhead(
 
 
 def validate_lut(
-    lut: LutCostModel, network: Network, samples: int, grid: Grid, seed: int = 0, progress: bool = True
+    lut: LutCostModel,
+    network: Network,
+    samples: int,
+    grid: Grid,
+    seed: int = 0,
+    progress: bool = True,
+    rounds: int = 3,
 ) -> FidelityReport:
     """LUT prediction (with overhead) vs end-to-end measurement on `samples` random pruned variants."""
     if samples < 2:
         raise UserError(f"--samples {samples} is too few to rank.", fix="use --samples 2 or more (50 for a report).")
     rng = np.random.default_rng([seed, 1])
-    predicted, measured, macs = [], [], []
-    with _progress(samples, "validating", progress) as bar:
-        for _ in range(samples):
-            kept = random_kept(network.table, grid, rng)
-            specs = network.table.specs(kept)
-            predicted.append(lut.network_cost(specs))
-            measured.append(measure_variant(lut, network, kept))
-            macs.append(sum(spec.macs for spec in specs))
-            bar.update()
+    variants = [random_kept(network.table, grid, rng) for _ in range(samples)]
+    sums_ms, measured = _measure_all(lut, network, variants, rounds, progress, "validating")
+    overhead = lut.overhead_ms(network.table.specs())
+    macs = [sum(spec.macs for spec in network.table.specs(kept)) for kept in variants]
     lut.flush()
-    return fidelity_report(predicted, measured, macs)
+    return fidelity_report([value + overhead for value in sums_ms], measured, macs)
 
 
 def open_for_build(
@@ -202,8 +241,10 @@ def build_lut(
     progress: bool = True,
     log: Callable[[str], None] = print,
     save_every_s: float = 30.0,
+    rounds: int = 3,
 ) -> LutCostModel:
-    """Open the LUT at `path` (resuming it), measure every variant missing for `grid`, fit the overhead once."""
+    """Open the LUT at `path` (resuming it), measure every variant missing for `grid` (interleaved in `rounds`
+    passes), fit the overhead once."""
     grid = grid or Grid()
     lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
     specs = search_grid(network.table, grid)
@@ -216,10 +257,10 @@ def build_lut(
     )
     if todo:
         try:
-            for spec in tqdm(todo, desc="LUT", unit="layer", disable=not progress, leave=False):
-                lut.measure(spec)
+            with tqdm(total=len(todo), desc="LUT", unit="layer", disable=not progress, leave=False) as bar:
+                lut.measure_many(todo, rounds, bar.update)
         finally:
             lut.flush()
     if calibrate and structure_key(network.table.specs()) not in lut.table.overheads:
-        calibrate_overhead(lut, network, calibrate, grid, progress=progress)
+        calibrate_overhead(lut, network, calibrate, grid, progress=progress, rounds=rounds)
     return lut

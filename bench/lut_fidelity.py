@@ -32,6 +32,7 @@ def main() -> int:
     parser.add_argument("--calibrate", type=int, default=5, help="whole-network runs for the overhead fit")
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes of every measurement (3)")
     parser.add_argument("--out-dir", type=Path, default=Path("bench/results"), help="where the LUT files go")
     parser.add_argument("--reuse", action="store_true", help="reuse LUT files (and overheads) from --out-dir")
     args = parser.parse_args()
@@ -50,8 +51,8 @@ def main() -> int:
                 lut = LutCostModel(LatencyTable.create(backend, args.threads, 10, args.repeats), path)
             start = time.monotonic()
             if structure_key(network.table.specs()) not in lut.table.overheads:
-                calibrate_overhead(lut, network, args.calibrate, Grid(), seed=0)
-            report = validate_lut(lut, network, args.samples, Grid(), seed=0)
+                calibrate_overhead(lut, network, args.calibrate, Grid(), seed=0, rounds=args.rounds)
+            report = validate_lut(lut, network, args.samples, Grid(), seed=0, rounds=args.rounds)
             rows.append((model, backend, report, lut.overhead_ms(network.table.specs()), time.monotonic() - start))
 
     header = f"{'model':<26} {'backend':<12} {'n':>3} {'MAPE%':>6} {'<=10%':>6} {'rho':>6} {'tau':>6} "

@@ -1,4 +1,4 @@
-"""LUT repeatability: build the same LUT twice on this machine and compare entry by entry.
+"""LUT repeatability: build the same LUT twice on this machine (as `amc lut build` does) and compare entries.
 
 Bar: the two builds agree within 5% per entry (median of |a - b| / a over all entries). Also prints the 90th
 percentile, the worst entry and the share of entries within 5%. Run on a quiet machine:
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from amc.latency_tables import Grid, load_network, search_grid
-from hwmodel.lut.backends import create_backend
+from hwmodel.lut import LatencyTable, LutCostModel
 from hwmodel.lut.timing import contention_note
 
 
@@ -27,6 +27,7 @@ def main() -> int:
     parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes, as `amc lut build` (3)")
     parser.add_argument("--limit", type=int, default=0, help="compare a random subset of this many entries (0: all)")
     args = parser.parse_args()
     print(contention_note(getattr(args, "threads", 1)) or "machine looks quiet (load average below the free cores)")
@@ -40,8 +41,9 @@ def main() -> int:
     for backend_name in args.backends:
         builds = []
         for _ in range(2):
-            backend = create_backend(backend_name, args.threads, 10, args.repeats)
-            builds.append(np.array([backend.measure_layer(spec).median_ms for spec in specs]))
+            lut = LutCostModel(LatencyTable.create(backend_name, args.threads, 10, args.repeats))
+            lut.measure_many(specs, args.rounds)
+            builds.append(np.array([lut.table.entries[spec.key()].median_ms for spec in specs]))
         first, second = builds
         relative = np.abs(second - first) / first
         median = float(np.median(relative))

@@ -28,11 +28,11 @@ def run_build(args: argparse.Namespace) -> int:
     start = time.monotonic()
     lut = build_lut(
         network, Path(args.out), args.backend, args.threads, grid, args.warmup, args.repeats, calibrate=0,
-        progress=not args.no_progress, save_every_s=args.save_every,
+        progress=not args.no_progress, save_every_s=args.save_every, rounds=args.rounds,
     )  # fmt: skip
     print(f"{args.out} holds {len(lut.table.entries)} entries ({time.monotonic() - start:.1f} s)")
     if args.calibrate:
-        overhead = calibrate_overhead(lut, network, args.calibrate, grid, args.seed, not args.no_progress)
+        overhead = calibrate_overhead(lut, network, args.calibrate, grid, args.seed, not args.no_progress, args.rounds)
         print(_overhead_line(overhead))
     return 0
 
@@ -41,7 +41,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
     network = _network(args)
     lut = LutCostModel.open(args.lut)
     overhead = calibrate_overhead(
-        lut, network, args.samples, Grid(args.round_to, args.lbound), args.seed, not args.no_progress
+        lut, network, args.samples, Grid(args.round_to, args.lbound), args.seed, not args.no_progress, args.rounds
     )
     print(_overhead_line(overhead))
     return 0
@@ -50,7 +50,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_validate(args: argparse.Namespace) -> int:
     network = _network(args)
     lut = LutCostModel.open(args.lut, allow_foreign=args.allow_foreign_lut)
-    report = validate_lut(lut, network, args.samples, Grid(args.round_to, args.lbound), args.seed, not args.no_progress)
+    grid = Grid(args.round_to, args.lbound)
+    report = validate_lut(lut, network, args.samples, grid, args.seed, not args.no_progress, args.rounds)
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
@@ -121,6 +122,13 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lbound", type=float, default=0.2, help="smallest keep ratio a search uses (0.2, as AMC)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random pruned variants")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="round-robin passes the repeats are split into, so a slow spell of a shared machine spreads over "
+        "every unit timed instead of skewing a few (3; 1: one unit after another)",
+    )
 
 
 def _subcommand(sub: argparse._SubParsersAction, name: str, run: Callable, help_text: str) -> argparse.ArgumentParser:

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 from hwmodel.errors import HwModelError
+from hwmodel.lut.allocator import retain_freed_memory
 
 BACKENDS = ("torch", "onnxruntime")
 """torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider."""
@@ -52,7 +53,13 @@ def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
     if backend == "torch":
         import torch
 
-        fingerprint |= {"torch": torch.__version__, "onednn": _onednn_version(), "provider": "eager-cpu"}
+        fingerprint |= {
+            "torch": torch.__version__,
+            "onednn": _onednn_version(),
+            "provider": "eager-cpu",
+            "allocator": retain_freed_memory(),
+            "denormals": "flush-to-zero",
+        }
     else:
         import onnxruntime
 

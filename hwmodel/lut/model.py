@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,11 +18,14 @@ from hwmodel.base import CachedCostModel
 from hwmodel.errors import HwModelError
 from hwmodel.lut.fingerprint import device_fingerprint, fingerprint_mismatches
 from hwmodel.lut.table import LatencyTable, NetworkOverhead, structure_key, structure_of
-from hwmodel.lut.timing import Measurement
+from hwmodel.lut.timing import Measurement, interleaved
 from hwmodel.spec import LayerSpec
 
 if TYPE_CHECKING:
     from hwmodel.lut.backends import Backend
+
+CHUNK = 32
+"""Units prepared and interleaved at once: enough to spread each one's rounds over seconds, few enough to hold."""
 
 FOREIGN_FIX = (
     "build a LUT on this machine with `amc lut build`, or pass allow_foreign=True (CLI: --allow-foreign-lut) "
@@ -118,14 +121,17 @@ class LutCostModel(CachedCostModel):
             entry = self.measure(dense)
         return entry.median_ms
 
-    def measure(self, spec: LayerSpec) -> Measurement:
-        """Measure `spec` on this machine now and add it to the table (written back on the next save)."""
+    def _check_measurable_here(self, spec: LayerSpec) -> None:
         if not self.measure_missing or self.foreign:
             why = "it was measured on another device" if self.foreign else "on-demand measurement is off"
             raise HwModelError(
                 f"LUT {self.path} has no entry for {spec.key()} and {why}.",
                 fix="build the LUT for this model on this machine with `amc lut build`.",
             )
+
+    def measure(self, spec: LayerSpec) -> Measurement:
+        """Measure `spec` on this machine now and add it to the table (written back on the next save)."""
+        self._check_measurable_here(spec)
         measurement = self.backend.measure_layer(spec)
         self.table.add(spec, measurement)
         self.measured_on_demand += 1
@@ -133,6 +139,27 @@ class LutCostModel(CachedCostModel):
         if time.monotonic() - self._saved_at >= self.save_every_s:
             self.flush()
         return measurement
+
+    def measure_many(
+        self, specs: Sequence[LayerSpec], rounds: int = 3, done: Callable[[int], object] | None = None
+    ) -> None:
+        """Measure the specs not yet in the table, interleaved (see `timing.interleaved`), CHUNK units at a time.
+
+        `done(n)` is called after each chunk with the number of specs it measured (for a progress bar).
+        """
+        missing = list({spec.key(): spec for spec in specs if spec.key() not in self.table.entries}.values())
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start : start + CHUNK]
+            for spec in chunk:
+                self._check_measurable_here(spec)
+            timers = [self.backend.layer_timer(spec) for spec in chunk]
+            for spec, measurement in zip(chunk, interleaved(timers, self.repeats, rounds)):
+                self.table.add(spec, measurement)
+            self._dirty = True
+            if time.monotonic() - self._saved_at >= self.save_every_s:
+                self.flush()
+            if done:
+                done(len(chunk))
 
     def flush(self) -> None:
         """Write entries measured since the last save back to the file (atomically)."""

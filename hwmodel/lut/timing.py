@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+import math
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from hwmodel.lut.allocator import retain_freed_memory
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,12 @@ class Measurement:
 def time_callable(run: Callable[[], object], warmup: int, repeats: int) -> Measurement:
     """Call `run` `warmup` times untimed (caches, allocator, kernel selection), then time `repeats` calls.
 
-    The garbage collector is paused while timing so a collection does not land inside one repeat.
+    The garbage collector is paused while timing so a collection does not land inside one repeat, and freed
+    memory stays in the process (see `allocator`) so no repeat pays for page faults.
     """
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
+    retain_freed_memory()
     for _ in range(warmup):
         run()
     samples = []
@@ -61,3 +66,30 @@ def contention_note(threads: int) -> str:
         f"note: load average {load:.1f} on {cores} cores: other processes compete for the CPU, so timings will be "
         "noisy and whole networks will look slower than their layers; measure on a quiet machine."
     )
+
+
+def interleaved(timers: Sequence[Callable[[int], Measurement]], repeats: int, rounds: int) -> list[Measurement]:
+    """Time every unit in `rounds` round-robin passes of repeats/rounds calls each; combine per unit.
+
+    A shared machine drifts: a neighbour's burst or a slow spell lasting seconds makes whatever is timed then look
+    slow. Timed one after another, units measured in such a spell come out wrong relative to the rest (seen here:
+    a LUT built in one spell had entries 2x those of the next minute). Round-robin passes spread each unit's
+    calls over the whole measurement, so a spell shifts every unit a little instead of some a lot. Per unit:
+    the median of the rounds' medians, the median of their spreads, the overall minimum, the total repeats.
+    """
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    per_round = max(1, math.ceil(repeats / rounds))
+    results: list[list[Measurement]] = [[] for _ in timers]
+    for _ in range(rounds):
+        for timer, found in zip(timers, results):
+            found.append(timer(per_round))
+    return [
+        Measurement(
+            statistics.median(m.median_ms for m in found),
+            statistics.median(m.iqr_ms for m in found),
+            min(m.min_ms for m in found),
+            sum(m.repeats for m in found),
+        )
+        for found in results
+    ]
