@@ -174,7 +174,7 @@ def calibrate_overhead(
 ) -> NetworkOverhead:
     """Fit measured ≈ LUT sum + offset on the unpruned network and samples - 1 random variants; store it."""
     rng = np.random.default_rng([seed, 0])
-    variants = [{}] + [random_kept(network.table, grid, rng) for _ in range(samples - 1)]
+    variants: list[Kept] = [{}] + [random_kept(network.table, grid, rng) for _ in range(samples - 1)]
     predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
     offset = fit_offset(predicted, measured)
     overhead = NetworkOverhead(
