@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sized
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -35,8 +37,10 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(config.experiment.threads)
     bundle = load_data(config)
     out = args.out or checkpoint_path(config) or base_checkpoint_path(config.model.name, bundle.name, config.train.seed)
+    # typed as torch Datasets, which need not be Sized; every registry dataset defines __len__
+    train, search_val = (cast(Sized, split) for split in (bundle.train, bundle.search_val))
     print(
-        f"training {config.model.name} on {bundle.name} ({len(bundle.train)} train / {len(bundle.search_val)} "
+        f"training {config.model.name} on {bundle.name} ({len(train)} train / {len(search_val)} "
         f"search-val images, {config.experiment.threads} threads) -> {out}"
     )
     train_base_model(config, bundle, out, progress=not args.no_progress)

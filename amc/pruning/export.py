@@ -118,16 +118,17 @@ def _resize(model: nn.Module, name: str, spec: dict[str, Any]) -> None:
     old = model.get_submodule(name)
     if spec["type"] == "Conv2d":
         assert isinstance(old, nn.Conv2d)
+        (kh, kw), (sh, sw), (dh, dw) = old.kernel_size, old.stride, old.dilation
         new: nn.Module = nn.Conv2d(
             spec["in_channels"],
             spec["out_channels"],
-            old.kernel_size,
-            old.stride,
+            (kh, kw),
+            (sh, sw),
             old.padding,  # type: ignore[arg-type]
-            old.dilation,
+            (dh, dw),
             spec["groups"],
             old.bias is not None,
-            old.padding_mode,  # type: ignore[arg-type]
+            old.padding_mode,
         )
     elif spec["type"] == "Linear":
         assert isinstance(old, nn.Linear)

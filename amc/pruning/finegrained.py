@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -112,7 +112,7 @@ def magnitude_masks(
         if not 0.0 <= value < 1.0:
             raise UserError(f"layer {name!r}: sparsity {value} is outside [0, 1).", fix="use a sparsity in [0, 1).")
         try:
-            weight = model.get_submodule(name).weight.detach()
+            weight = cast(Tensor, model.get_submodule(name).weight).detach()
         except AttributeError:
             raise UserError(f"model has no layer {name!r} with weights.", fix="check the layer name.") from None
         drop = round(value * weight.numel())
@@ -146,7 +146,7 @@ def weight_densities(model: nn.Module, table: LayerTable) -> LayerDensities:
     """Measured densities (non-zero share) of the table's layers in `model`, e.g. of a sparse checkpoint."""
     densities = {}
     for layer in table.layers:
-        weight = model.get_submodule(layer.name).weight.detach()
+        weight = cast(Tensor, model.get_submodule(layer.name).weight).detach()
         density = float((weight != 0).float().mean())
         if density < 1.0:
             densities[layer.name] = max(density, 1.0 / weight.numel())

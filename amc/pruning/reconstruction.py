@@ -110,6 +110,7 @@ def _record_targets(
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
             if name in samples:
                 return
+            assert isinstance(module, (nn.Conv2d, nn.Linear))  # the layer table holds conv and linear layers only
             positions = _sample_positions(output, points, seed)
             values = _at_positions(output, positions)
             if module.bias is not None:
@@ -153,13 +154,12 @@ def _at_positions(output: Tensor, positions: Tensor) -> Tensor:
     return output[tuple(positions.T)]
 
 
-def _patches(module: nn.Module, x: Tensor, positions: Tensor) -> Tensor:
+def _patches(module: nn.Conv2d | nn.Linear, x: Tensor, positions: Tensor) -> Tensor:
     """im2col of `x` at the sampled output positions only: (points, C_in * kh * kw), in the weight's layout."""
     if isinstance(module, nn.Linear):
         return x[tuple(positions.T)]
-    assert isinstance(module, nn.Conv2d)
-    (kh, kw), (sh, sw), (dh, dw) = module.kernel_size, module.stride, module.dilation
-    ph, pw = module.padding  # type: ignore[misc]
+    assert not isinstance(module.padding, str)  # the layer table refuses string padding
+    (kh, kw), (sh, sw), (dh, dw), (ph, pw) = module.kernel_size, module.stride, module.dilation, module.padding
     padded = F.pad(x, (pw, pw, ph, ph)).permute(0, 2, 3, 1)  # channels last: each tap is one (points, C) gather
     batch, rows, cols = positions[:, 0], positions[:, 1] * sh, positions[:, 2] * sw
     taps = [padded[batch, rows + u * dh, cols + v * dw] for u in range(kh) for v in range(kw)]
@@ -168,6 +168,7 @@ def _patches(module: nn.Module, x: Tensor, positions: Tensor) -> Tensor:
 
 def _refit(name: str, module: nn.Module, x: Tensor, positions: Tensor, target: Tensor, ridge: float) -> LayerFit:
     start = time.perf_counter()
+    assert isinstance(module, (nn.Conv2d, nn.Linear))
     patches = _patches(module, x, positions)
     weight = module.weight.detach()
     groups = getattr(module, "groups", 1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Protocol, cast, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -39,7 +39,7 @@ class NormSelector:
     def scores(self, group: CouplingGroup, model: nn.Module) -> Tensor:
         total = torch.zeros(group.channels, dtype=torch.float64)
         for name in group.layers:
-            weight = model.get_submodule(name).weight.detach()
+            weight = cast(Tensor, model.get_submodule(name).weight).detach()
             if weight.shape[0] != group.channels:
                 raise UserError(
                     f"layer {name}: {weight.shape[0]} output channels, but its coupling group has {group.channels}.",
@@ -69,7 +69,7 @@ class LeastSquares:
         return self.ranking.scores(group, model)
 
 
-SELECTORS = {
+SELECTORS: dict[str, ChannelSelector] = {
     "l1": NormSelector(1),
     "l2": NormSelector(2),
     "lstsq": LeastSquares(NormSelector(1)),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 import torch_pruning as tp
@@ -168,7 +169,7 @@ def _prune_group(
     root = model.get_submodule(group.leader)
     handler = graph.get_pruner_of_module(root).prune_out_channels
     tp_group = graph.get_pruning_group(root, handler, removed_channels(keep, group.channels))
-    members = {names.get(dep.target.module) for dep, _ in tp_group.items if graph_is_out(dep)} & set(kept_out)
+    members = set(kept_out) & {names.get(dep.target.module) for dep, _ in tp_group.items if graph_is_out(dep)}
     if members != set(group.layers):
         raise PruningError(
             f"layer {group.leader}: Torch-Pruning removes its channels together with {sorted(members)}, but the "
@@ -192,12 +193,13 @@ def _prune_group(
 def _check_counts(model: nn.Module, table: LayerTable, kept: Mapping[int, int]) -> None:
     for layer, (in_channels, out_channels) in zip(table.layers, table.channel_counts(kept)):
         module = model.get_submodule(layer.name)
+        weight = cast(Tensor, module.weight)
         got = (_in_channels(module), _out_channels(module))
-        weight_ok = module.weight.shape[0] == got[1] and module.weight.shape[1] * getattr(module, "groups", 1) == got[0]
+        weight_ok = weight.shape[0] == got[1] and weight.shape[1] * getattr(module, "groups", 1) == got[0]
         if got != (in_channels, out_channels) or not weight_ok:
             raise PruningError(
                 f"layer {layer.name}: thinning gave {got[0]} in / {got[1]} out channels (weight "
-                f"{tuple(module.weight.shape)}), the layer table predicts {in_channels} / {out_channels}.",
+                f"{tuple(weight.shape)}), the layer table predicts {in_channels} / {out_channels}.",
                 fix="report this model; prune it without the groups feeding this layer.",
             )
 

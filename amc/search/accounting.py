@@ -11,11 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from amc.errors import UserError
 from amc.graph import CouplingGroup, LayerTable
 from amc.pruning import round_channels
 from hwmodel import CostModel
+
+_Kept = TypeVar("_Kept")
+_Kept_contra = TypeVar("_Kept_contra", contravariant=True)
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,18 @@ def candidate_counts(group: CouplingGroup, round_to: int, lbound: float, rbound:
     return sorted(counts)
 
 
+class Accountant(Protocol[_Kept_contra]):
+    """What `resolve_budget` prices with: a `CostAccountant` (group -> channel count), or the element-wise
+    env's DensityAccountant (layer -> weight density)."""
+
+    cost_model: CostModel
+    dense_cost: float
+
+    def cost(self, kept: Mapping[int, _Kept_contra], /) -> float: ...
+
+
 def resolve_budget(
-    accountant: CostAccountant, minimum: Mapping[int, int], value: float | None, ratio: float | None, lbound: float
+    accountant: Accountant[_Kept], minimum: Mapping[int, _Kept], value: float | None, ratio: float | None, lbound: float
 ) -> Budget:
     """The budget in the cost model's unit (value, or ratio x dense cost), refused when even `minimum` misses it."""
     model = accountant.cost_model

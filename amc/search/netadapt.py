@@ -41,6 +41,7 @@ from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.io import atomic_torch_save, atomic_write_text
 from amc.pruning import PruningError, thin
+from amc.search.accounting import CostAccountant
 from amc.search.baselines.common import Scored, channel_env, keep_ratios, open_folder, record, strategy_of
 from amc.search.parallel import Executor, open_executor
 from amc.search.result import SearchResult, finish_search
@@ -68,14 +69,17 @@ def propose(env: ChannelPruningEnv, kept: Mapping[int, int], target: float) -> l
 
     When no single group can reach the target (a large step late in the search), each group is cut to its
     smallest count instead, which still shrinks the network every iteration, so the search ends."""
-    candidates, fallback = [], []
+    accountant = env.accountant
+    assert isinstance(accountant, CostAccountant)  # a channel env (channel_env), not an element-wise one
+    candidates: list[tuple[int, int]] = []
+    fallback: list[tuple[int, int]] = []
     for g in env.order:
         current = kept.get(g, env.table.groups[g].channels)
         smaller = [count for count in env.counts[g] if count < current]
         if not smaller:
             continue
         fallback.append((g, smaller[0]))
-        count = env.accountant.largest_feasible(g, smaller, kept, target)
+        count = accountant.largest_feasible(g, smaller, kept, target)
         if count is not None:
             candidates.append((g, count))
     return candidates or fallback

@@ -17,7 +17,7 @@ import pickle
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import torch
 
@@ -109,6 +109,7 @@ class RayExecutor:
     def __init__(self, workers: int, setup: Setup, payload: Any, address: str | None = None) -> None:
         try:
             import ray
+            from ray.actor import ActorHandle
             from ray.util import ActorPool
         except ImportError:
             raise UserError("search.executor is ray but ray is not installed.", fix="pip install 'ray>=2'.") from None
@@ -121,7 +122,8 @@ class RayExecutor:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         shared = ray.put(payload)
         actor = ray.remote(num_cpus=1)(_RayWorker)
-        self.actors = [actor.remote(setup, shared) for _ in range(workers)]
+        # ray types ActorClass.remote() as ActorHandle | type[T] (the latter types method calls); it is a handle
+        self.actors = [cast("ActorHandle[_RayWorker]", actor.remote(setup, shared)) for _ in range(workers)]
         self.pool = ActorPool(self.actors)
 
     def map_ordered(self, fn: Work, items: Iterable[Any]) -> Iterator[Any]:

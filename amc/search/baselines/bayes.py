@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import optuna
-from optuna.distributions import FloatDistribution
+from optuna.distributions import BaseDistribution, FloatDistribution
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -68,7 +68,9 @@ def sampler_for(seed: int, trial: int, batch: int) -> optuna.samplers.TPESampler
 
 def ask(study: optuna.Study, env: ChannelPruningEnv, run: str, seed: int, trial: int, batch: int) -> optuna.Trial:
     study.sampler = sampler_for(seed, trial, batch)
-    space = {f"keep:{env.table.groups[g].leader}": FloatDistribution(env.lbound, env.rbound) for g in env.order}
+    space: dict[str, BaseDistribution] = {
+        f"keep:{env.table.groups[g].leader}": FloatDistribution(env.lbound, env.rbound) for g in env.order
+    }
     suggestion = study.ask(space)
     suggestion.set_user_attr(RUN_ATTR, run)
     return suggestion
