@@ -29,7 +29,7 @@ from hwmodel.lut import (
     LutCostModel,
     NetworkOverhead,
     fidelity_report,
-    fit_offset,
+    fit_affine,
     layer_grid,
     mape,
     nearest_choice,
@@ -135,8 +135,8 @@ def measure_variants(
 
 
 def lut_sum(lut: LutCostModel, specs: list[LayerSpec]) -> float:
-    """The LUT's per-layer sum, without any per-network overhead."""
-    return math.fsum(lut.layer_cost(spec) for spec in specs)
+    """The sum of the layers' entries as timed alone: no per-network scale or offset."""
+    return math.fsum(lut.entry_ms(spec) for spec in specs)
 
 
 def _progress(total: int, description: str, enabled: bool) -> tqdm:
@@ -172,20 +172,25 @@ def calibrate_overhead(
     progress: bool = True,
     rounds: int = 3,
 ) -> NetworkOverhead:
-    """Fit measured ≈ LUT sum + offset on the unpruned network and samples - 1 random variants; store it."""
+    """Fit measured ≈ scale x LUT sum + offset on the unpruned network, its smallest variant (every group at
+    lbound: the two ends give the scale its leverage) and samples - 2 random variants; store it, bind to it."""
     rng = np.random.default_rng([seed, 0])
-    variants: list[Kept] = [{}] + [random_kept(network.table, grid, rng) for _ in range(samples - 1)]
+    smallest = {index: options[0] for index, options in grid.choices(network.table).items() if len(options) > 1}
+    variants: list[Kept] = [{}, smallest][:samples]
+    variants += [random_kept(network.table, grid, rng) for _ in range(samples - len(variants))]
     predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
-    offset = fit_offset(predicted, measured)
+    scale, offset = fit_affine(predicted, measured)
     overhead = NetworkOverhead(
         network.name,
         network.input_size,
         offset,
         len(variants),
         mape(predicted, measured),
-        mape([p + offset for p in predicted], measured),
+        mape([scale * p + offset for p in predicted], measured),
+        scale,
     )
     lut.set_overhead(network.table.specs(), overhead)
+    lut.bind(network.table.specs())
     lut.flush()
     return overhead
 
@@ -204,11 +209,12 @@ def validate_lut(
         raise UserError(f"--samples {samples} is too few to rank.", fix="use --samples 2 or more (50 for a report).")
     rng = np.random.default_rng([seed, 1])
     variants = [random_kept(network.table, grid, rng) for _ in range(samples)]
-    sums_ms, measured = _measure_all(lut, network, variants, rounds, progress, "validating")
-    overhead = lut.overhead_ms(network.table.specs())
+    _, measured = _measure_all(lut, network, variants, rounds, progress, "validating")
+    lut.bind(network.table.specs())
+    predicted = [lut.network_cost(network.table.specs(kept)) for kept in variants]
     macs = [sum(spec.macs for spec in network.table.specs(kept)) for kept in variants]
     lut.flush()
-    return fidelity_report([value + overhead for value in sums_ms], measured, macs)
+    return fidelity_report(predicted, measured, macs)
 
 
 def open_for_build(
@@ -244,7 +250,7 @@ def build_lut(
     rounds: int = 3,
 ) -> LutCostModel:
     """Open the LUT at `path` (resuming it), measure every variant missing for `grid` (interleaved in `rounds`
-    passes), fit the overhead once."""
+    passes), fit the overhead once; the LUT comes back bound to the network."""
     grid = grid or Grid()
     lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
     specs = search_grid(network.table, grid)
@@ -263,4 +269,4 @@ def build_lut(
             lut.flush()
     if calibrate and structure_key(network.table.specs()) not in lut.table.overheads:
         calibrate_overhead(lut, network, calibrate, grid, progress=progress, rounds=rounds)
-    return lut
+    return lut.bind(network.table.specs())

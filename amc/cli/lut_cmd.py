@@ -18,7 +18,7 @@ from pathlib import Path
 
 from amc.cli.args import input_size
 from amc.latency_tables import Grid, Network, build_lut, calibrate_overhead, load_network, validate_lut
-from hwmodel.lut import BACKENDS, LatencyTable, LutCostModel, NetworkOverhead
+from hwmodel.lut import BACKENDS, LatencyTable, LutCostModel, NetworkOverhead, structure_key
 from hwmodel.lut.timing import contention_note
 
 
@@ -55,12 +55,12 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.to_dict()))
         return 0
-    overhead = lut.overhead_ms(network.table.specs())
+    overhead = lut.table.overheads.get(structure_key(network.table.specs()))
     print(
         f"LUT {args.lut} ({lut.table.backend}, {lut.table.settings['threads']} thread(s)) vs {report.n} random pruned "
         f"variants of {network.name}, each measured end to end"
     )
-    print(f"  per-network overhead  {overhead:+.3f} ms" + ("" if overhead else " (none calibrated)"))
+    print("  per-network overhead  " + (_overhead_line(overhead) if overhead else "none calibrated"))
     print(f"  MAPE                  {report.mape:.2f} %")
     print(f"  within ±10%           {report.within_10pct * 100:.1f} %")
     print(f"  Spearman              {report.spearman:.3f}   (MACs proxy {report.macs_spearman:.3f})")
@@ -96,8 +96,9 @@ def run_calibrate_roofline(args: argparse.Namespace) -> int:
 
 def _overhead_line(overhead: NetworkOverhead) -> str:
     return (
-        f"per-network overhead for {overhead.model}: {overhead.offset_ms:+.3f} ms, fitted on {overhead.samples} "
-        f"whole-network runs (MAPE on them {overhead.mape_before:.1f}% -> {overhead.mape_after:.1f}%)"
+        f"{overhead.model}: latency = {overhead.scale:.3f} x layer sum {overhead.offset_ms:+.3f} ms, fitted on "
+        f"{overhead.samples} whole-network runs (MAPE on them {overhead.mape_before:.1f}% -> "
+        f"{overhead.mape_after:.1f}%)"
     )
 
 

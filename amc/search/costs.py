@@ -16,6 +16,8 @@ from amc.checkpoints import cache_dir
 from amc.config import ExperimentConfig
 from amc.graph import LayerTable
 from hwmodel import CostModel, create_cost_model
+from hwmodel.lut import LutCostModel
+from hwmodel.lut.fingerprint import TIMING_METHOD
 
 AUTO_LUT = "lut:auto"
 LUT_THREADS = 1
@@ -26,7 +28,8 @@ latency-bound deployment uses."""
 def auto_lut_path(config: ExperimentConfig, input_size: tuple[int, int, int]) -> Path:
     safe = config.model.name.replace(":", "-")
     size = "x".join(map(str, input_size))
-    return cache_dir() / "luts" / f"{safe}__{size}__{config.cost.lut_backend}__t{LUT_THREADS}.json"
+    name = f"{safe}__{size}__{config.cost.lut_backend}__t{LUT_THREADS}__timing{TIMING_METHOD}.json"
+    return cache_dir() / "luts" / name
 
 
 def make_cost_model(
@@ -44,5 +47,13 @@ def make_cost_model(
             grid=Grid(config.search.round_to, config.search.lbound), progress=progress, log=log,
         )  # fmt: skip
     if name.startswith("lut:"):
-        return create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut)
-    return create_cost_model(name)
+        return bound_to(create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut), table)
+    return bound_to(create_cost_model(name), table)
+
+
+def bound_to(cost_model: CostModel, table: LayerTable) -> CostModel:
+    """A measured LUT (also one under a sparse: wrapper) prices layers with the calibrated scale of this network."""
+    for model in (cost_model, getattr(cost_model, "base", None)):
+        if isinstance(model, LutCostModel):
+            model.bind(table.specs())
+    return cost_model

@@ -19,7 +19,7 @@ from amc.data import DataBundle
 from amc.experiment import load_base_model, load_data
 from amc.graph import LayerTable, build_layer_table
 from amc.pruning import StrategyMetadata, adaptive_bn_
-from amc.search.costs import make_cost_model
+from amc.search.costs import bound_to, make_cost_model
 from amc.search.evaluator import SearchEvaluator
 from hwmodel import CostModel
 
@@ -104,6 +104,7 @@ def task_from_objects(
     table = build_layer_table(model, size, config.model.name)
     if cost_model is None:
         cost_model = make_cost_model(config, model, table, progress=progress, log=log)
+    cost_model = bound_to(cost_model, table)
     return SearchTask(config, model, table, cost_model, evaluator, size, dataset, bundle)
 
 

@@ -1,6 +1,6 @@
 """Measured latency lookup tables: build, load, price, validate (torch and onnxruntime are imported on demand)."""
 
-from hwmodel.lut.fidelity import FidelityReport, fidelity_report, fit_offset, mape
+from hwmodel.lut.fidelity import FidelityReport, fidelity_report, fit_affine, mape
 from hwmodel.lut.fingerprint import BACKENDS, device_fingerprint
 from hwmodel.lut.grid import channel_choices, layer_grid, nearest_choice, sums
 from hwmodel.lut.model import LutCostModel, check_device
@@ -19,7 +19,7 @@ __all__ = [
     "check_device",
     "device_fingerprint",
     "fidelity_report",
-    "fit_offset",
+    "fit_affine",
     "layer_grid",
     "mape",
     "nearest_choice",

@@ -27,9 +27,21 @@ class FidelityReport:
         return asdict(self)
 
 
-def fit_offset(predicted: Sequence[float], measured: Sequence[float]) -> float:
-    """The per-network overhead (ms): the median of measured - predicted, robust to one noisy run."""
-    return float(np.median(np.asarray(measured) - np.asarray(predicted)))
+SCALE_RANGE = (0.5, 2.0)
+"""A fitted scale outside this range means the runs were disturbed, not that the network is that different."""
+
+
+def fit_affine(predicted: Sequence[float], measured: Sequence[float]) -> tuple[float, float]:
+    """(scale, offset ms) with measured ≈ scale x predicted + offset: Theil-Sen (the median of pairwise slopes,
+    robust to one noisy run), the scale clipped to SCALE_RANGE, then the median offset at that scale.
+
+    The scale is the network's in-context slowdown: inside a network each layer's weights and input come from
+    further down the memory hierarchy than when the layer is timed alone, a cost that grows with the layers.
+    """
+    x, y = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+    slopes = [(y[j] - y[i]) / (x[j] - x[i]) for i in range(len(x)) for j in range(i + 1, len(x)) if x[j] != x[i]]
+    scale = float(np.clip(np.median(slopes), *SCALE_RANGE)) if slopes else 1.0
+    return scale, float(np.median(y - scale * x))
 
 
 def mape(predicted: Sequence[float], measured: Sequence[float]) -> float:

@@ -17,6 +17,11 @@ from hwmodel.lut.allocator import retain_freed_memory
 BACKENDS = ("torch", "onnxruntime")
 """torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider."""
 
+TIMING_METHOD = "2"
+"""How entries are timed, recorded in every LUT so that one timed another way is refused rather than mixed in.
+1: one layer after another; 2: interleaved rounds, PyTorch with freed memory kept and denormals flushed,
+ONNX Runtime units without their blocked-layout border conversions (hwmodel.lut.nchwc)."""
+
 ORT_PROVIDER = "CPUExecutionProvider"
 ORT_OPTIMIZATION = "ORT_ENABLE_ALL"
 
@@ -49,6 +54,7 @@ def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
         "logical_cores": str(os.cpu_count() or 0),
         "machine": platform.machine(),
         "threads": str(threads),
+        "timing": TIMING_METHOD,
     }
     if backend == "torch":
         import torch

@@ -1,5 +1,8 @@
 """`lut:<file>`: latency (ms) looked up in a measured table, with missing entries measured on demand.
 
+A network's latency is its calibrated scale x the sum of its layers' entries + its calibrated offset
+(`NetworkOverhead`); `bind` the model to the network it prices so that layer costs carry the scale.
+
 The file is read once; a lookup is a dict hit. A spec that is not in the table is measured here and now (no
 interpolation across channel counts: latency is a staircase), added, and written back at most every
 `save_every_s` seconds and on `flush()`. Fine-grained weight sparsity is priced as the dense layer: CPUs do not
@@ -78,6 +81,8 @@ class LutCostModel(CachedCostModel):
         self._dirty = False
         self._saved_at = time.monotonic()
         self._overheads: dict[tuple[tuple[object, ...], ...], float] = {}
+        self._bound: str | None = None
+        self._scale = 1.0
 
     @classmethod
     def open(
@@ -114,12 +119,26 @@ class LutCostModel(CachedCostModel):
             )
         return self._backend
 
-    def _price(self, spec: LayerSpec) -> float:
+    def bind(self, specs: Sequence[LayerSpec]) -> LutCostModel:
+        """Price layers as they run inside the network whose (any variant's) specs are `specs`: each entry times
+        that network's calibrated scale, so a layer sum plus the offset is that network's latency."""
+        overhead = self.table.overheads.get(structure_key(specs))
+        self._bound = structure_key(specs)
+        self._scale = overhead.scale if overhead else 1.0
+        self._cache.clear()
+        self._overheads.clear()
+        return self
+
+    def entry_ms(self, spec: LayerSpec) -> float:
+        """The layer timed alone (measured now if missing): the table's number, without any network's scale."""
         dense = spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0)
         entry = self.table.entries.get(dense.key())
         if entry is None:
             entry = self.measure(dense)
         return entry.median_ms
+
+    def _price(self, spec: LayerSpec) -> float:
+        return self._scale * self.entry_ms(spec)
 
     def _check_measurable_here(self, spec: LayerSpec) -> None:
         if not self.measure_missing or self.foreign:
@@ -169,11 +188,22 @@ class LutCostModel(CachedCostModel):
         self._saved_at = time.monotonic()
 
     def overhead_ms(self, specs: Sequence[LayerSpec]) -> float:
-        """The calibrated overhead of this network's structure (0 if it was never calibrated)."""
+        """The calibrated offset of this network's structure (0 if it was never calibrated).
+
+        Raises if that network was calibrated with a scale but this model is not bound to it: the layer costs
+        would be the wrong ones for the offset.
+        """
         structure = structure_of(specs)
         offset = self._overheads.get(structure)
         if offset is None:
-            overhead = self.table.overheads.get(structure_key(specs))
+            key = structure_key(specs)
+            overhead = self.table.overheads.get(key)
+            if overhead and overhead.scale != 1.0 and self._bound != key:
+                raise HwModelError(
+                    f"LUT {self.path}: {overhead.model} is calibrated as {overhead.scale:.3f} x layer sum + "
+                    f"{overhead.offset_ms:+.3f} ms, but this cost model prices layers for another network.",
+                    fix="bind the LUT cost model to the network first: lut.bind(layer_table.specs()).",
+                )
             offset = self._overheads[structure] = overhead.offset_ms if overhead else 0.0
         return offset
 
@@ -182,6 +212,8 @@ class LutCostModel(CachedCostModel):
         self.table.overheads[structure_key(specs)] = overhead
         self._overheads.clear()
         self._dirty = True
+        if self._bound == structure_key(specs):
+            self.bind(specs)
 
     def network_cost(self, specs: Sequence[LayerSpec]) -> float:
         return super().network_cost(specs) + self.overhead_ms(specs)

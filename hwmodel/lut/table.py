@@ -6,10 +6,11 @@ never leaves a half-written table. Layout:
     {"schema": "amc-latency-lut", "schema_version": 1, "spec_key_version": 1, "backend": "torch",
      "fingerprint": {...}, "settings": {"warmup": 10, "repeats": 30, "threads": 1},
      "entries": {"<LayerSpec.key()>": {"median_ms", "iqr_ms", "min_ms", "repeats", "spec": {...}}},
-     "overheads": {"<structure key>": {"model", "input_size", "offset_ms", "samples", "mape_before", "mape_after"}}}
+     "overheads": {"<structure key>": {"model", "input_size", "offset_ms", "scale", "samples", "mape_before",
+                                       "mape_after"}}}
 
-A per-network overhead is keyed by the network's *structure* (every layer's spec without its channel counts),
-so it applies to every pruned variant of the network it was fitted on and to no other network.
+A per-network overhead (scale and offset) is keyed by the network's *structure* (every layer's spec without its
+channel counts), so it applies to every pruned variant of the network it was fitted on and to no other network.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ LUT_SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class NetworkOverhead:
-    """measured ≈ LUT sum + offset_ms for one network structure, fitted on `samples` whole-network runs.
+    """measured ≈ scale x LUT sum + offset_ms for one network structure, fitted on `samples` whole-network runs.
 
-    mape_before / mape_after: the fit's error on those runs without / with the offset (in %).
+    mape_before / mape_after: the fit's error on those runs without / with scale and offset (in %).
     """
 
     model: str
@@ -46,6 +47,7 @@ class NetworkOverhead:
     samples: int
     mape_before: float
     mape_after: float
+    scale: float = 1.0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -55,6 +57,7 @@ class NetworkOverhead:
             "samples": self.samples,
             "mape_before": self.mape_before,
             "mape_after": self.mape_after,
+            "scale": self.scale,
         }
 
 
@@ -176,6 +179,7 @@ def _parse(data: Any, path: Path) -> LatencyTable:
                 int(overhead["samples"]),
                 float(overhead["mape_before"]),
                 float(overhead["mape_after"]),
+                float(overhead.get("scale", 1.0)),
             )
         except (KeyError, TypeError, ValueError):
             raise _bad(path, f"overheads.{key}", overhead, "re-run `amc lut calibrate`.") from None

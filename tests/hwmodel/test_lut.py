@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from hwmodel.errors import HwModelError
-from hwmodel.lut.fidelity import fidelity_report, fit_offset
+from hwmodel.lut.fidelity import fidelity_report, fit_affine
 from hwmodel.lut.grid import channel_choices, layer_grid, nearest_choice, sums
 from hwmodel.lut.model import LutCostModel
 from hwmodel.lut.table import LUT_SCHEMA_VERSION, LatencyTable, NetworkOverhead, structure_key
@@ -135,6 +135,19 @@ def test_overhead_applies_to_every_variant_of_its_network_only():
     assert lut.network_cost(other) == pytest.approx(0.01)
 
 
+def test_a_scaled_network_is_priced_only_through_a_model_bound_to_it():
+    network = [TINY, TINY_LINEAR]
+    lut = LutCostModel(table_with({TINY: 0.01, TINY_LINEAR: 0.03}))
+    lut.set_overhead(network, NetworkOverhead("net", (4, 8, 8), 0.5, 5, 10.0, 1.0, scale=1.5))
+    with pytest.raises(HwModelError, match="bind"):
+        lut.network_cost(network)
+    lut.bind(network)
+    assert lut.layer_cost(TINY) == pytest.approx(0.015) and lut.entry_ms(TINY) == 0.01
+    assert lut.network_cost(network) == pytest.approx(1.5 * 0.04 + 0.5)
+    lut.bind([TINY])  # another network: entries as timed, no scale
+    assert lut.layer_cost(TINY) == 0.01
+
+
 def test_channel_choices_follow_round_to_and_lbound():
     assert channel_choices(64, 8, 0.2) == (8, 16, 24, 32, 40, 48, 56, 64)
     assert channel_choices(16, 8, 0.2) == (8, 16)
@@ -161,4 +174,13 @@ def test_fidelity_report_and_offset():
     assert report.within_10pct == 1.0
     assert report.spearman == pytest.approx(1.0) and report.macs_spearman == pytest.approx(-1.0)
     assert set(report.to_dict()) >= {"mape", "within_10pct", "spearman", "kendall", "macs_spearman", "n"}
-    assert fit_offset([1.0, 2.0, 3.0], [1.5, 2.5, 3.6]) == pytest.approx(0.5)
+
+
+def test_affine_fit_is_robust_to_one_disturbed_run_and_clips_the_scale():
+    predicted = [1.0, 2.0, 3.0, 4.0, 5.0]
+    measured = [1.2 * p + 0.3 for p in predicted]
+    measured[2] += 2.0  # one run caught in a slow spell
+    scale, offset = fit_affine(predicted, measured)
+    assert scale == pytest.approx(1.2) and offset == pytest.approx(0.3)
+    assert fit_affine([1.0, 2.0], [1.0, 9.0])[0] == 2.0  # an implausible slope is clipped
+    assert fit_affine([1.0, 1.0], [1.5, 1.7]) == pytest.approx((1.0, 0.6))  # no spread: offset only
