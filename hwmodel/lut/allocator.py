@@ -1,9 +1,10 @@
 """Keep freed memory in the process, so a timed call measures compute and not the kernel handing out pages.
 
 glibc returns large freed blocks (above its mmap threshold, 128 KiB at start) to the operating system, so every
-PyTorch eager call that allocates a large activation page-faults it back in and the kernel zero-fills it. On a
-virtual machine a page fault is dear: measured here, MobileNetV2 at 224x224 took 32-50 ms a forward pass with
-glibc's defaults and 20 ms, repeatably, with freed memory kept. Serving processes keep their memory warm (ONNX
+PyTorch eager call that allocates a large activation may page-fault it back in while the kernel zero-fills it.
+On a virtual machine a page fault is dear, and whether a call pays it depends on the heap's layout at that
+moment, so the same network can time differently from one process to the next. Serving processes keep their
+memory warm (ONNX
 Runtime has its own arena; PyTorch servers run with jemalloc/tcmalloc or these same settings), so every timing
 of this package runs in that steady state: the mmap threshold at glibc's maximum (32 MiB) and no trimming.
 """

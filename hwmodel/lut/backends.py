@@ -205,9 +205,9 @@ def flushing_denormals() -> Iterator[None]:
     """Treat denormal floats as zero while timing (what CPU inference deployments set), then turn it off again.
 
     A denormal operand costs a CPU microcode assist of ~100 cycles. Activations deep in a network with
-    untrained weights decay into that range: measured here, MobileNetV2 at 224x224 ran 12.7-22.7 ms a pass
-    depending on how many denormals a variant produced, and ranked against its LUT with Spearman 0.45-0.86;
-    flushing them, 11.4-16.2 ms and 0.98. Off afterwards, so training in the same process is untouched.
+    untrained weights can decay into that range, so a variant's time would depend on its random weights
+    rather than its shape (`bench/timing_conditions.py` compares). Off afterwards, so training in the same
+    process is untouched.
     """
     torch.set_flush_denormal(True)
     try:

@@ -4,7 +4,7 @@ On x86 CPUs with AVX2/AVX-512, ONNX Runtime's full graph optimisation runs convo
 (NCHW8c / NCHW16c) and converts at the layout's borders with ReorderInput / ReorderOutput. In a network the
 borders are the network's input and output, so the convolutions in between chain without conversions; a layer
 timed on its own is both borders at once, and pays to convert its input and its output on every call, a cost
-that grows with the activations (measured here: 0.17 ms for 16x56x56 and 0.87 ms for 96x56x56, round trip).
+that grows with the activations.
 A LUT entry therefore subtracts half a measured round trip for its input and half for its output wherever the
 optimised unit has those reorders: what is left is the layer as it runs inside the chain (the one call
 overhead a whole network pays once goes with the halves; the calibrated per-network overhead keeps it).
