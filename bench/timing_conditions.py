@@ -5,8 +5,9 @@ For MobileNetV2 at 224x224 (or --model): the dense network and N random pruned v
   defaults       glibc's malloc as it comes, denormals computed
   retain         freed memory kept in the process (hwmodel.lut.allocator)
   retain+flush   and denormals flushed to zero while timing (what every amc timing does)
-Printed: dense latency, the variants' range, and how well the two passes agree (Spearman between them, median
-per-network difference). The network is untrained (as in bench/lut_fidelity.py). Run on a quiet machine:
+Printed: dense latency, the variants' range, how well the two passes agree (Spearman between them, median
+per-network difference), and how much slower the same networks time again after the process has built and timed
+32 more ("late vs early", median). The network is untrained (as in bench/lut_fidelity.py). Run on a quiet machine:
 
     .venv/bin/python bench/timing_conditions.py [--model torchvision:mobilenet_v2] [--variants 12]
 """
@@ -42,14 +43,20 @@ def child(model: str, size: tuple[int, int, int], condition: str, variants: int)
     rng = np.random.default_rng(0)
     kept = [{}] + [random_kept(network.table, Grid(), rng) for _ in range(variants)]
     backend = backends.TorchBackend(1, 10, 30)
-    timers = [backend.network_timer(thin(network.model, network.table, k), (1, *size)) for k in kept]
-    passes = [np.array([m.median_ms for m in timing.interleaved(timers, 30, 3)]) for _ in range(2)]
-    first, second = passes
+
+    def timed(variants: list[dict[int, int]]) -> np.ndarray:
+        timers = [backend.network_timer(thin(network.model, network.table, k), (1, *size)) for k in variants]
+        return np.array([m.median_ms for m in timing.interleaved(timers, 30, 3)])
+
+    first, second = timed(kept), timed(kept)
+    timed([random_kept(network.table, Grid(), rng) for _ in range(32)])  # the process ages: 32 more networks
+    late = timed(kept)
     print(json.dumps({
         "dense_ms": [float(first[0]), float(second[0])],
         "variants_ms": [float(first[1:].min()), float(first[1:].max())],
         "spearman": float(spearmanr(first[1:], second[1:])[0]),
         "median_diff_pct": float(np.median(np.abs(second - first) / first) * 100),
+        "late_vs_early_pct": float(np.median(late / first - 1) * 100),
     }))  # fmt: skip
 
 
@@ -69,7 +76,7 @@ def main() -> int:
     print(contention_note(1) or "machine looks quiet (load average below the free cores)")
     print(f"{args.model} {args.input_size}, dense + {args.variants} random variants, timed twice per condition")
     header = f"{'condition':<14} {'dense ms (pass 1, 2)':>22} {'variants ms':>14} {'pass-to-pass rho':>17}"
-    print(f"{header} {'median diff':>12}")
+    print(f"{header} {'median diff':>12} {'late vs early':>14}")
     for condition in CONDITIONS:
         command = [sys.executable, __file__, "--model", args.model, "--input-size", args.input_size,
                    "--variants", str(args.variants), "--child", condition]  # fmt: skip
@@ -77,9 +84,8 @@ def main() -> int:
         result = json.loads(output.strip().splitlines()[-1])
         dense = "{:.2f}, {:.2f}".format(*result["dense_ms"])
         spread = "{:.2f}-{:.2f}".format(*result["variants_ms"])
-        print(
-            f"{condition:<14} {dense:>22} {spread:>14} {result['spearman']:>17.3f} {result['median_diff_pct']:>11.2f}%"
-        )
+        agreement = f"{result['spearman']:>17.3f} {result['median_diff_pct']:>11.2f}%"
+        print(f"{condition:<14} {dense:>22} {spread:>14} {agreement} {result['late_vs_early_pct']:>+13.2f}%")
     return 0
 
 
