@@ -1,8 +1,8 @@
 """`amc lut build|calibrate|validate|info|calibrate-roofline`: measured latency tables on this machine.
 
 build: measure every layer variant a search can visit (channel counts that are multiples of --round-to, down to
-the --lbound keep-ratio floor) and fit the per-network overhead; resumable, saved as it goes.
-calibrate: (re)fit the overhead on a few whole-network runs. validate: compare LUT sums with end-to-end
+the --lbound keep-ratio floor) and fit the per-network scale and offset; resumable, saved as it goes.
+calibrate: (re)fit scale and offset on a few whole-network runs. validate: compare LUT predictions with end-to-end
 measurements of random pruned variants (MAPE, share within ±10%, Spearman/Kendall, and the same for MACs).
 calibrate-roofline: write a roofline profile of this CPU from GEMM / copy / dispatch micro-benchmarks.
 """
@@ -160,11 +160,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=5,
         metavar="N",
-        help="whole-network runs to fit the per-network overhead on (5; 0: none)",
+        help="whole-network runs to fit the per-network scale and offset on (5; 0: none)",
     )
     build.add_argument("--save-every", type=float, default=30.0, metavar="SECONDS", help="save progress this often")
 
-    calibrate = _subcommand(sub, "calibrate", run_calibrate, "fit the per-network overhead of MODEL on a LUT")
+    calibrate = _subcommand(sub, "calibrate", run_calibrate, "fit the per-network scale and offset of MODEL on a LUT")
     calibrate.add_argument("--lut", required=True, help="LUT file")
     _add_network_arguments(calibrate)
     _add_grid_arguments(calibrate)
