@@ -35,9 +35,9 @@ EVALUATION_FILE = "evaluation.json"
 STATE_FILE = "finetune.state.pt"
 SETTINGS_FILE = "finetune.json"
 SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
+"""What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
 LATENCY_ROUNDS = 3
 """Round-robin passes of the dense and pruned timings (see `hwmodel.lut.timing.interleaved`)."""
-"""What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
 
 
 @dataclass(frozen=True)

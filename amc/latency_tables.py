@@ -143,9 +143,8 @@ def _progress(total: int, description: str, enabled: bool) -> tqdm:
     return tqdm(total=total, desc=description, unit="net", disable=not enabled, leave=False)
 
 
-def _measure_entries(lut: LutCostModel, network: Network, variants: list[Kept], rounds: int, progress: bool) -> None:
-    """Measure, interleaved, every layer entry the variants need that the LUT lacks (before any network run)."""
-    specs = [spec for kept in variants for spec in network.table.specs(kept)]
+def _measure_entries(lut: LutCostModel, specs: list[LayerSpec], rounds: int, progress: bool) -> None:
+    """Measure, interleaved, every layer entry in `specs` that the LUT lacks (before any network run)."""
     missing = {spec.key() for spec in specs} - set(lut.table.entries)
     if missing:
         with tqdm(total=len(missing), desc="LUT entries", unit="layer", disable=not progress, leave=False) as bar:
@@ -154,13 +153,14 @@ def _measure_entries(lut: LutCostModel, network: Network, variants: list[Kept], 
 
 def _measure_all(
     lut: LutCostModel, network: Network, variants: list[Kept], rounds: int, progress: bool, description: str
-) -> tuple[list[float], list[float]]:
-    """(LUT sum without overhead, measured end-to-end ms) of every variant."""
-    _measure_entries(lut, network, variants, rounds, progress)
-    predicted = [lut_sum(lut, network.table.specs(kept)) for kept in variants]
+) -> tuple[list[list[LayerSpec]], list[float], list[float]]:
+    """(layer specs, LUT sum without scale or offset, measured end-to-end ms) of every variant."""
+    specs = [network.table.specs(kept) for kept in variants]
+    _measure_entries(lut, [spec for variant in specs for spec in variant], rounds, progress)
+    sums_ms = [lut_sum(lut, variant) for variant in specs]
     with _progress(len(variants), description, progress) as bar:
         measured = measure_variants(lut, network, variants, rounds, bar.update)
-    return predicted, measured
+    return specs, sums_ms, measured
 
 
 def calibrate_overhead(
@@ -178,7 +178,7 @@ def calibrate_overhead(
     smallest = {index: options[0] for index, options in grid.choices(network.table).items() if len(options) > 1}
     variants: list[Kept] = [{}, smallest][:samples]
     variants += [random_kept(network.table, grid, rng) for _ in range(samples - len(variants))]
-    predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
+    _, predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
     scale, offset = fit_affine(predicted, measured)
     overhead = NetworkOverhead(
         network.name,
@@ -209,10 +209,10 @@ def validate_lut(
         raise UserError(f"--samples {samples} is too few to rank.", fix="use --samples 2 or more (50 for a report).")
     rng = np.random.default_rng([seed, 1])
     variants = [random_kept(network.table, grid, rng) for _ in range(samples)]
-    _, measured = _measure_all(lut, network, variants, rounds, progress, "validating")
+    specs, _, measured = _measure_all(lut, network, variants, rounds, progress, "validating")
     lut.bind(network.table.specs())
-    predicted = [lut.network_cost(network.table.specs(kept)) for kept in variants]
-    macs = [sum(spec.macs for spec in network.table.specs(kept)) for kept in variants]
+    predicted = [lut.network_cost(variant) for variant in specs]
+    macs = [sum(spec.macs for spec in variant) for variant in specs]
     lut.flush()
     return fidelity_report(predicted, measured, macs)
 

@@ -47,8 +47,8 @@ def make_cost_model(
             grid=Grid(config.search.round_to, config.search.lbound), progress=progress, log=log,
         )  # fmt: skip
     if name.startswith("lut:"):
-        return bound_to(create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut), table)
-    return bound_to(create_cost_model(name), table)
+        return create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut)
+    return create_cost_model(name)
 
 
 def bound_to(cost_model: CostModel, table: LayerTable) -> CostModel:

@@ -16,6 +16,7 @@ import copy
 import io
 import math
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,7 +217,26 @@ def flushing_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-class TorchBackend:
+class _MeasuresOnce(ABC):
+    """`measure_layer` / `measure_network`: prepare a unit and time it once with the backend's repeats."""
+
+    repeats: int
+
+    @abstractmethod
+    def layer_timer(self, spec: LayerSpec) -> Timer: ...
+
+    @abstractmethod
+    def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer: ...
+
+    def measure_layer(self, spec: LayerSpec) -> Measurement:
+        return self.layer_timer(spec)(self.repeats)
+
+    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
+        """End-to-end latency of `model` on one input of `input_shape`."""
+        return self.network_timer(model, input_shape)(self.repeats)
+
+
+class TorchBackend(_MeasuresOnce):
     """PyTorch eager on CPU with a fixed thread count."""
 
     name = "torch"
@@ -238,15 +258,8 @@ class TorchBackend:
         """Times `model` on one input of `input_shape` (a copy is timed; the model is untouched)."""
         return self._timer(copy.deepcopy(model).eval().cpu(), torch.randn(*input_shape))
 
-    def measure_layer(self, spec: LayerSpec) -> Measurement:
-        return self.layer_timer(spec)(self.repeats)
 
-    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
-        """End-to-end latency of `model` on one input of `input_shape`."""
-        return self.network_timer(model, input_shape)(self.repeats)
-
-
-class OrtBackend:
+class OrtBackend(_MeasuresOnce):
     """ONNX Runtime, CPU execution provider, all graph optimisations, a fixed thread count, sequential execution."""
 
     name = "onnxruntime"
@@ -295,13 +308,6 @@ class OrtBackend:
             example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
             self._round_trip_ms[shape] = self._timer(round_trip_model(shape), example)(self.repeats).median_ms
         return self._round_trip_ms[shape]
-
-    def measure_layer(self, spec: LayerSpec) -> Measurement:
-        return self.layer_timer(spec)(self.repeats)
-
-    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
-        """End-to-end latency of `model` on one input of `input_shape`."""
-        return self.network_timer(model, input_shape)(self.repeats)
 
     def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer:
         """Export `model` (a copy, eval mode) with torch.onnx (TorchScript exporter); time the session."""
