@@ -36,7 +36,6 @@ from hwmodel.lut import (
     structure_key,
     sums,
 )
-from hwmodel.lut.model import CHUNK
 from hwmodel.lut.timing import interleaved
 from hwmodel.spec import LayerSpec
 
@@ -113,6 +112,26 @@ def random_kept(table: LayerTable, grid: Grid, rng: np.random.Generator) -> Kept
     }
 
 
+POOL_BYTES = 1 << 30
+"""Whole networks are timed together (one interleaved pool) up to this many bytes of weights at a time."""
+
+
+def network_pools(variants: list[Kept], weight_bytes: Callable[[Kept], int], budget: int) -> list[int]:
+    """Where to cut `variants` into pools that each hold at most `budget` bytes of weights (at least one network).
+
+    Networks timed in different pools are timed minutes apart, and a shared machine's speed drifts by several
+    per cent over minutes (`bench/timing_conditions.py`): one pool for as many as memory allows.
+    """
+    cuts, held = [], 0
+    for index, kept in enumerate(variants):
+        size = weight_bytes(kept)
+        if held and held + size > budget:
+            cuts.append(index)
+            held = 0
+        held += size
+    return cuts
+
+
 def measure_variants(
     lut: LutCostModel,
     network: Network,
@@ -120,17 +139,22 @@ def measure_variants(
     rounds: int = 3,
     done: Callable[[int], object] | None = None,
 ) -> list[float]:
-    """End-to-end median latency (ms) of each physically thinned variant, on the LUT's backend and threads,
-    interleaved in `rounds` passes (see `hwmodel.lut.timing.interleaved`) over CHUNK variants at a time;
-    `done(n)` after each chunk."""
+    """End-to-end median latency (ms) of each physically thinned variant, on the LUT's backend and threads, all
+    interleaved in `rounds` passes (see `hwmodel.lut.timing.interleaved`), as many at once as `network_pools`
+    allows; `done(n)` after each pool."""
     latencies: list[float] = []
     shape = (1, *network.input_size)
-    for start in range(0, len(variants), CHUNK):
-        chunk = variants[start : start + CHUNK]
-        timers = [lut.backend.network_timer(thin(network.model, network.table, kept), shape) for kept in chunk]
+
+    def weight_bytes(kept: Kept) -> int:
+        return 4 * sum(spec.params for spec in network.table.specs(kept))
+
+    bounds = [0, *network_pools(variants, weight_bytes, POOL_BYTES), len(variants)]
+    for start, stop in zip(bounds, bounds[1:]):
+        pool = variants[start:stop]
+        timers = [lut.backend.network_timer(thin(network.model, network.table, kept), shape) for kept in pool]
         latencies += [m.median_ms for m in interleaved(timers, lut.repeats, rounds)]
         if done:
-            done(len(chunk))
+            done(len(pool))
     return latencies
 
 
@@ -163,6 +187,29 @@ def _measure_all(
     return specs, sums_ms, measured
 
 
+def calibration_variants(table: LayerTable, grid: Grid, samples: int, seed: int = 0) -> list[Kept]:
+    """The runs a per-network fit is made on: the unpruned network, its smallest variant (every group at lbound:
+    the two ends give the scale its leverage) and samples - 2 random variants."""
+    rng = np.random.default_rng([seed, 0])
+    smallest = {index: options[0] for index, options in grid.choices(table).items() if len(options) > 1}
+    variants: list[Kept] = [{}, smallest][:samples]
+    return variants + [random_kept(table, grid, rng) for _ in range(samples - len(variants))]
+
+
+def fit_overhead(network: Network, predicted: list[float], measured: list[float]) -> NetworkOverhead:
+    """measured ≈ scale x LUT sum + offset (Theil-Sen, see `fit_affine`) on whole-network runs of `network`."""
+    scale, offset = fit_affine(predicted, measured)
+    return NetworkOverhead(
+        network.name,
+        network.input_size,
+        offset,
+        len(measured),
+        mape(predicted, measured),
+        mape([scale * p + offset for p in predicted], measured),
+        scale,
+    )
+
+
 def calibrate_overhead(
     lut: LutCostModel,
     network: Network,
@@ -172,27 +219,40 @@ def calibrate_overhead(
     progress: bool = True,
     rounds: int = 3,
 ) -> NetworkOverhead:
-    """Fit measured ≈ scale x LUT sum + offset on the unpruned network, its smallest variant (every group at
-    lbound: the two ends give the scale its leverage) and samples - 2 random variants; store it, bind to it."""
-    rng = np.random.default_rng([seed, 0])
-    smallest = {index: options[0] for index, options in grid.choices(network.table).items() if len(options) > 1}
-    variants: list[Kept] = [{}, smallest][:samples]
-    variants += [random_kept(network.table, grid, rng) for _ in range(samples - len(variants))]
+    """Fit scale and offset on `calibration_variants`; store the fit in the LUT and bind the LUT to it."""
+    variants = calibration_variants(network.table, grid, samples, seed)
     _, predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
-    scale, offset = fit_affine(predicted, measured)
-    overhead = NetworkOverhead(
-        network.name,
-        network.input_size,
-        offset,
-        len(variants),
-        mape(predicted, measured),
-        mape([scale * p + offset for p in predicted], measured),
-        scale,
-    )
+    overhead = fit_overhead(network, predicted, measured)
     lut.set_overhead(network.table.specs(), overhead)
     lut.bind(network.table.specs())
     lut.flush()
     return overhead
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What `amc lut validate` found: the LUT's fidelity with the fit it was judged with, and that fit.
+
+    fitted_alongside: the fit was made on calibration runs timed in the same pool as the validated variants (so
+    both see the machine at the same speed); `stored` is then the fidelity the LUT's stored fit (made when the
+    LUT was calibrated, maybe on a faster or slower spell of the machine) would have had.
+    """
+
+    report: FidelityReport
+    fit: NetworkOverhead | None
+    fitted_alongside: bool
+    stored: FidelityReport | None
+
+    def to_dict(self) -> dict[str, object]:
+        """The `--json` object: the report's keys, then the fit's and the stored fit's figures."""
+        found: dict[str, object] = dict(self.report.to_dict())
+        found["fit"] = "alongside" if self.fitted_alongside else ("stored" if self.fit else "none")
+        found["scale"] = self.fit.scale if self.fit else 1.0
+        found["offset_ms"] = self.fit.offset_ms if self.fit else 0.0
+        if self.stored:
+            found["stored_fit_mape"] = self.stored.mape
+            found["stored_fit_within_10pct"] = self.stored.within_10pct
+        return found
 
 
 def validate_lut(
@@ -203,18 +263,39 @@ def validate_lut(
     seed: int = 0,
     progress: bool = True,
     rounds: int = 3,
-) -> FidelityReport:
-    """LUT prediction (with overhead) vs end-to-end measurement on `samples` random pruned variants."""
+    calibrate: int = 5,
+) -> Validation:
+    """LUT prediction vs end-to-end measurement of `samples` random pruned variants.
+
+    With `calibrate` > 0 the scale and offset are fitted on that many `calibration_variants` timed in the same
+    interleaved pool as the validated ones (which are not among them), so a drift of the machine's speed
+    between calibrating and validating is not counted as LUT error; the stored fit is scored too. With 0 the
+    LUT's stored fit is used (none: the plain layer sum).
+    """
     if samples < 2:
         raise UserError(f"--samples {samples} is too few to rank.", fix="use --samples 2 or more (50 for a report).")
+    if calibrate == 1 or calibrate < 0:
+        raise UserError(
+            f"--calibrate {calibrate} cannot fit a scale and an offset.",
+            fix="use --calibrate 2 or more (5 by default), or 0 for the LUT's stored fit.",
+        )
     rng = np.random.default_rng([seed, 1])
     variants = [random_kept(network.table, grid, rng) for _ in range(samples)]
-    specs, _, measured = _measure_all(lut, network, variants, rounds, progress, "validating")
-    lut.bind(network.table.specs())
-    predicted = [lut.network_cost(variant) for variant in specs]
-    macs = [sum(spec.macs for spec in variant) for variant in specs]
+    calibration = calibration_variants(network.table, grid, calibrate, seed)
+    specs, sums_ms, measured = _measure_all(lut, network, calibration + variants, rounds, progress, "validating")
     lut.flush()
-    return fidelity_report(predicted, measured, macs)
+    totals, truth = sums_ms[calibrate:], measured[calibrate:]
+    macs = [sum(spec.macs for spec in variant) for variant in specs[calibrate:]]
+    stored = lut.table.overheads.get(structure_key(network.table.specs()))
+    stored_report = fidelity_report(_predict(stored, totals), truth, macs) if stored else None
+    if not calibrate:
+        return Validation(stored_report or fidelity_report(totals, truth, macs), stored, False, None)
+    fit = fit_overhead(network, sums_ms[:calibrate], measured[:calibrate])
+    return Validation(fidelity_report(_predict(fit, totals), truth, macs), fit, True, stored_report)
+
+
+def _predict(fit: NetworkOverhead, sums_ms: list[float]) -> list[float]:
+    return [fit.scale * total + fit.offset_ms for total in sums_ms]
 
 
 def open_for_build(

@@ -1,13 +1,18 @@
-"""Why PyTorch timings keep freed memory and flush denormals: the same networks timed under each condition.
+"""What moves a PyTorch-eager timing: the clock (the shared machine's speed drifts) or the copy (where a network's
+memory lands, how long the process has worked)? And do the allocator and denormal settings matter?
 
-For MobileNetV2 at 224x224 (or --model): the dense network and N random pruned variants, each timed end to end
-(batch 1, one thread, interleaved rounds) twice, in a fresh process per condition:
-  defaults       glibc's malloc as it comes, denormals computed
-  retain         freed memory kept in the process (hwmodel.lut.allocator)
-  retain+flush   and denormals flushed to zero while timing (what every amc timing does)
-Printed: dense latency, the variants' range, how well the two passes agree (Spearman between them, median
-per-network difference), and how much slower the same networks time again after the process has built and timed
-32 more ("late vs early", median). The network is untrained (as in bench/lut_fidelity.py). Run on a quiet machine:
+For MobileNetV2 at 224x224 (or --model), in a fresh process per setting: fresh copies A of the dense network and
+N random pruned variants are timed (batch 1, one thread, interleaved rounds); the process then builds and times
+32 more networks; then fresh copies B of the same networks are built, and A and B are timed together in one
+interleaved pool. Printed:
+  A later vs A       the same copies about a minute later: the machine's drift (the clock)
+  B vs A, together   copies built late in an aged process vs early ones, timed side by side (the copy):
+                     the median difference, and the median absolute one
+  rho B~A, together  whether the two copies rank the variants alike when timed side by side
+  rho A later~A      whether the same copies rank alike a minute apart
+Settings: defaults (glibc's malloc as it comes, denormals computed), retain (freed memory kept in the process,
+hwmodel.lut.allocator), retain+flush (and denormals flushed to zero while timing: what every amc timing does).
+The network is untrained (as in bench/lut_fidelity.py). Run on a quiet machine:
 
     .venv/bin/python bench/timing_conditions.py [--model torchvision:mobilenet_v2] [--variants 12]
 """
@@ -41,22 +46,28 @@ def child(model: str, size: tuple[int, int, int], condition: str, variants: int)
         backends.flushing_denormals = contextlib.nullcontext  # type: ignore[assignment]
     network = load_network(model, size)
     rng = np.random.default_rng(0)
-    kept = [{}] + [random_kept(network.table, Grid(), rng) for _ in range(variants)]
+    kept: list[dict[int, int]] = [{}] + [random_kept(network.table, Grid(), rng) for _ in range(variants)]
     backend = backends.TorchBackend(1, 10, 30)
 
-    def timed(variants: list[dict[int, int]]) -> np.ndarray:
-        timers = [backend.network_timer(thin(network.model, network.table, k), (1, *size)) for k in variants]
+    def copies(variants: list[dict[int, int]]) -> list[backends.Timer]:
+        return [backend.network_timer(thin(network.model, network.table, k), (1, *size)) for k in variants]
+
+    def timed(timers: list[backends.Timer]) -> np.ndarray:
         return np.array([m.median_ms for m in timing.interleaved(timers, 30, 3)])
 
-    first, second = timed(kept), timed(kept)
-    timed([random_kept(network.table, Grid(), rng) for _ in range(32)])  # the process ages: 32 more networks
-    late = timed(kept)
+    early = copies(kept)
+    first = timed(early)
+    timed(copies([random_kept(network.table, Grid(), rng) for _ in range(32)]))  # the process ages
+    together = timed(early + copies(kept))
+    later, fresh = together[: len(kept)], together[len(kept) :]
     print(json.dumps({
-        "dense_ms": [float(first[0]), float(second[0])],
+        "dense_ms": float(first[0]),
         "variants_ms": [float(first[1:].min()), float(first[1:].max())],
-        "spearman": float(spearmanr(first[1:], second[1:])[0]),
-        "median_diff_pct": float(np.median(np.abs(second - first) / first) * 100),
-        "late_vs_early_pct": float(np.median(late / first - 1) * 100),
+        "drift_pct": float(np.median(later / first - 1) * 100),
+        "copy_pct": float(np.median(fresh / later - 1) * 100),
+        "copy_abs_pct": float(np.median(np.abs(fresh / later - 1)) * 100),
+        "copy_spearman": float(spearmanr(later[1:], fresh[1:])[0]),
+        "drift_spearman": float(spearmanr(first[1:], later[1:])[0]),
     }))  # fmt: skip
 
 
@@ -74,18 +85,20 @@ def main() -> int:
     from hwmodel.lut.timing import contention_note
 
     print(contention_note(1) or "machine looks quiet (load average below the free cores)")
-    print(f"{args.model} {args.input_size}, dense + {args.variants} random variants, timed twice per condition")
-    header = f"{'condition':<14} {'dense ms (pass 1, 2)':>22} {'variants ms':>14} {'pass-to-pass rho':>17}"
-    print(f"{header} {'median diff':>12} {'late vs early':>14}")
+    print(f"{args.model} {args.input_size}, dense + {args.variants} random variants, per setting")
+    header = f"{'condition':<14} {'dense ms':>9} {'variants ms':>12} {'A later vs A':>13} {'B vs A, together':>20}"
+    print(f"{header} {'rho B~A, together':>18} {'rho A later~A':>14}")
     for condition in CONDITIONS:
         command = [sys.executable, __file__, "--model", args.model, "--input-size", args.input_size,
                    "--variants", str(args.variants), "--child", condition]  # fmt: skip
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        result = json.loads(output.strip().splitlines()[-1])
-        dense = "{:.2f}, {:.2f}".format(*result["dense_ms"])
-        spread = "{:.2f}-{:.2f}".format(*result["variants_ms"])
-        agreement = f"{result['spearman']:>17.3f} {result['median_diff_pct']:>11.2f}%"
-        print(f"{condition:<14} {dense:>22} {spread:>14} {agreement} {result['late_vs_early_pct']:>+13.2f}%")
+        r = json.loads(output.strip().splitlines()[-1])
+        spread = "{:.2f}-{:.2f}".format(*r["variants_ms"])
+        copy = f"{r['copy_pct']:+.2f}% (|{r['copy_abs_pct']:.2f}%|)"
+        print(
+            f"{condition:<14} {r['dense_ms']:>9.2f} {spread:>12} {r['drift_pct']:>+12.2f}% {copy:>20} "
+            f"{r['copy_spearman']:>18.3f} {r['drift_spearman']:>14.3f}"
+        )
     return 0
 
 
