@@ -29,7 +29,6 @@ from amc.training import EpochRecord, TrainSettings, train
 from amc.training import evaluate as score_dataset
 from hwmodel import CostModel, LayerSpec
 from hwmodel.lut.backends import OrtBackend, TorchBackend
-from hwmodel.lut.timing import interleaved
 
 EVALUATION_FILE = "evaluation.json"
 STATE_FILE = "finetune.state.pt"
@@ -254,7 +253,7 @@ def measure_latencies(
                     TorchBackend(settings.threads, repeats=settings.repeats)):  # fmt: skip
         for batch in (1, settings.batch):
             shape = (batch, *input_size)
-            timers = [backend.network_timer(dense, shape), backend.network_timer(pruned, shape)]
-            dense_ms, pruned_ms = (m.median_ms for m in interleaved(timers, settings.repeats, LATENCY_ROUNDS))
+            timed = backend.measure_networks([dense, pruned], shape, LATENCY_ROUNDS)
+            dense_ms, pruned_ms = (m.median_ms for m in timed)
             rows.append(LatencyRow(backend.name, batch, settings.threads, dense_ms, pruned_ms))
     return tuple(rows)

@@ -36,7 +36,6 @@ from hwmodel.lut import (
     structure_key,
     sums,
 )
-from hwmodel.lut.timing import interleaved
 from hwmodel.spec import LayerSpec
 
 Kept = dict[int, int]
@@ -151,8 +150,8 @@ def measure_variants(
     bounds = [0, *network_pools(variants, weight_bytes, POOL_BYTES), len(variants)]
     for start, stop in zip(bounds, bounds[1:]):
         pool = variants[start:stop]
-        timers = [lut.backend.network_timer(thin(network.model, network.table, kept), shape) for kept in pool]
-        latencies += [m.median_ms for m in interleaved(timers, lut.repeats, rounds)]
+        models = [thin(network.model, network.table, kept) for kept in pool]
+        latencies += [m.median_ms for m in lut.backend.measure_networks(models, shape, rounds)]
         if done:
             done(len(pool))
     return latencies

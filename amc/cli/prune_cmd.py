@@ -19,9 +19,9 @@ from amc.pruning import Strategy, StrategyMetadata, adaptive_bn_, thin_with_repo
 from amc.pruning.calibration import Batches
 from amc.pruning.export import export_onnx, save_thinned
 from amc.pruning.finegrained import apply_masks_, magnitude_masks, remove_masks_
-from amc.pruning.latency import measure_latency
 from amc.pruning.selection import SELECTORS
 from amc.schedule import Schedule, load_schedule, save_schedule
+from hwmodel.lut.backends import TorchBackend
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -171,8 +171,8 @@ def _comparison(
     model: nn.Module, thinned: nn.Module, table: LayerTable, size: tuple[int, int, int], repeats: int
 ) -> str:
     after = build_layer_table(thinned, size, table.model_name)
-    before_ms = measure_latency(model, size, repeats=repeats).median_ms
-    after_ms = measure_latency(thinned, size, repeats=repeats).median_ms
+    backend = TorchBackend(torch.get_num_threads(), warmup=5, repeats=repeats)
+    before_ms, after_ms = (m.median_ms for m in backend.measure_networks([model, thinned], (1, *size)))
     rows = [
         ("MACs", f"{table.total_macs:,}", f"{after.total_macs:,}", table.total_macs / after.total_macs),
         ("params", f"{table.total_params:,}", f"{after.total_params:,}", table.total_params / after.total_params),

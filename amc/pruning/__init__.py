@@ -10,7 +10,6 @@ from amc.pruning.finegrained import (
     remove_masks_,
     weight_densities,
 )
-from amc.pruning.latency import Latency, measure_latency
 from amc.pruning.reconstruction import LayerFit, ReconstructionReport
 from amc.pruning.selection import ChannelSelector, LeastSquares, NormSelector, get_selector
 from amc.pruning.strategy import LayerKeep, Strategy, StrategyMetadata, round_channels
@@ -21,7 +20,6 @@ __all__ = [
     "LayerDensities",
     "LayerFit",
     "LayerKeep",
-    "Latency",
     "LeastSquares",
     "NormSelector",
     "PruningError",
@@ -36,7 +34,6 @@ __all__ = [
     "load_thinned",
     "magnitude_masks",
     "mask_densities",
-    "measure_latency",
     "remove_masks_",
     "round_channels",
     "save_thinned",

@@ -12,7 +12,6 @@ import torch
 from amc.errors import UserError
 from amc.io import atomic_write_text
 from amc.pruning import LayerDensities, Strategy, apply_masks_, magnitude_masks, remove_masks_, thin
-from amc.pruning.latency import measure_latency
 from amc.report.plots import plot_keep_ratios, plot_keep_ratios_side_by_side, plot_search_progress
 from amc.report.tables import markdown_table
 from amc.schedule import Schedule, summarize
@@ -21,6 +20,7 @@ from amc.search.accounting import Budget
 from amc.search.run_folder import BestResult, RunFolder
 from amc.search.task import SearchTask
 from hwmodel.lut import LutCostModel
+from hwmodel.lut.backends import TorchBackend
 
 LATENCY_THREADS = 1
 
@@ -58,17 +58,13 @@ class SearchResult:
         return "\n".join([budget, *lines])
 
 
-def measured_latency_ms(cost_model: object, model: torch.nn.Module, input_size: tuple[int, int, int]) -> float:
-    """End-to-end latency on this machine: on the LUT's own backend and threads when the budget is a measured LUT
-    (so cost and measurement are comparable), else PyTorch eager on one thread."""
-    if isinstance(cost_model, LutCostModel):
-        return cost_model.backend.measure_network(model, (1, *input_size)).median_ms
-    threads = torch.get_num_threads()
-    torch.set_num_threads(LATENCY_THREADS)
-    try:
-        return measure_latency(model, input_size, repeats=30).median_ms
-    finally:
-        torch.set_num_threads(threads)
+def measured_latencies_ms(
+    cost_model: object, models: list[torch.nn.Module], input_size: tuple[int, int, int]
+) -> list[float]:
+    """End-to-end latencies on this machine, timed side by side: on the LUT's own backend and threads when the
+    budget is a measured LUT (so cost and measurement are comparable), else PyTorch eager on one thread."""
+    backend = cost_model.backend if isinstance(cost_model, LutCostModel) else TorchBackend(LATENCY_THREADS)
+    return [m.median_ms for m in backend.measure_networks(models, (1, *input_size))]
 
 
 def latency_backend(cost_model: object) -> str:
@@ -90,11 +86,10 @@ def finish_search(
     best_model = pruned_network(task, strategy)
     dense_model = copy.deepcopy(task.model)
     dense_accuracy = _plain_accuracy(task, dense_model)
+    dense_ms, best_ms = measured_latencies_ms(task.cost_model, [dense_model, best_model], task.input_size)
     result = SearchResult(
         folder.path, strategy, budget, dense_accuracy, folder.best_row.accuracy, folder.best_row.cost,
-        measured_latency_ms(task.cost_model, dense_model, task.input_size),
-        measured_latency_ms(task.cost_model, best_model, task.input_size),
-        folder.rows_written, wall_s,
+        dense_ms, best_ms, folder.rows_written, wall_s,
     )  # fmt: skip
     summary = {key: value for key, value in asdict(result).items() if key not in ("strategy", "run_dir")}
     summary.update(

@@ -17,7 +17,7 @@ import io
 import math
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +31,7 @@ from torch import nn
 from hwmodel.errors import HwModelError
 from hwmodel.lut.fingerprint import BACKENDS, ORT_PROVIDER
 from hwmodel.lut.nchwc import Shape, in_chain, reorder_shapes, round_trip_model
-from hwmodel.lut.timing import Measurement, time_callable
+from hwmodel.lut.timing import Measurement, interleaved, time_callable
 from hwmodel.spec import LayerSpec
 
 ONNX_OPSET = 17
@@ -62,7 +62,9 @@ class Backend(Protocol):
 
     def measure_layer(self, spec: LayerSpec) -> Measurement: ...
 
-    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement: ...
+    def measure_networks(
+        self, models: Sequence[nn.Module], input_shape: tuple[int, ...], rounds: int = 3
+    ) -> list[Measurement]: ...
 
 
 def _check_measurable(spec: LayerSpec) -> None:
@@ -218,7 +220,7 @@ def flushing_denormals() -> Iterator[None]:
 
 
 class _MeasuresOnce(ABC):
-    """`measure_layer` / `measure_network`: prepare a unit and time it once with the backend's repeats."""
+    """`measure_layer` (prepare a unit, time it once with the backend's repeats) and `measure_networks`."""
 
     repeats: int
 
@@ -231,9 +233,13 @@ class _MeasuresOnce(ABC):
     def measure_layer(self, spec: LayerSpec) -> Measurement:
         return self.layer_timer(spec)(self.repeats)
 
-    def measure_network(self, model: nn.Module, input_shape: tuple[int, ...]) -> Measurement:
-        """End-to-end latency of `model` on one input of `input_shape`."""
-        return self.network_timer(model, input_shape)(self.repeats)
+    def measure_networks(
+        self, models: Sequence[nn.Module], input_shape: tuple[int, ...], rounds: int = 3
+    ) -> list[Measurement]:
+        """End-to-end latencies of networks that are to be compared: timed side by side in `rounds` interleaved
+        passes, so that a drift of the machine's speed (several per cent within a minute on a shared machine)
+        favours none of them."""
+        return interleaved([self.network_timer(model, input_shape) for model in models], self.repeats, rounds)
 
 
 class TorchBackend(_MeasuresOnce):

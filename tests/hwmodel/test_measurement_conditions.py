@@ -9,7 +9,7 @@ import torch
 
 from hwmodel.errors import HwModelError
 from hwmodel.lut.allocator import retain_freed_memory
-from hwmodel.lut.backends import flushing_denormals
+from hwmodel.lut.backends import TorchBackend, flushing_denormals
 from hwmodel.lut.fingerprint import device_fingerprint
 from hwmodel.lut.model import CHUNK, LutCostModel
 from hwmodel.lut.table import LatencyTable
@@ -71,3 +71,16 @@ def test_denormals_are_flushed_only_while_timing():
     with flushing_denormals():
         assert (tiny * 1.0).item() == 0.0
     assert (tiny * 1.0).item() != 0.0
+
+
+def test_networks_to_compare_are_timed_side_by_side(monkeypatch):
+    import hwmodel.lut.backends as backends
+
+    passes: list[int] = []
+    monkeypatch.setattr(backends, "interleaved", lambda timers, repeats, rounds: passes.append(len(timers)) or [
+        timer(repeats) for timer in timers])  # fmt: skip
+    small, large = torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(3, 64, 3)
+    timed = TorchBackend(1, warmup=1, repeats=3).measure_networks([small, large], (1, 3, 16, 16), rounds=2)
+    assert passes == [2]  # one interleaved pool for both
+    assert [m.repeats for m in timed] == [3, 3] and all(m.median_ms > 0 for m in timed)
+    assert small.training  # the caller's modules are not touched (copies are timed in eval mode)

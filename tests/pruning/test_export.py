@@ -12,7 +12,6 @@ from amc.graph import build_layer_table
 from amc.models import create_model
 from amc.pruning import Strategy, thin
 from amc.pruning.export import export_onnx, load_thinned, save_thinned
-from amc.pruning.latency import measure_latency
 
 
 @pytest.mark.parametrize("name", ["tiny", "mobilenetv2"])
@@ -42,8 +41,3 @@ def test_onnx_export_matches_pytorch(tmp_path, randomize_bn) -> None:
     thinned = thin(model, table, Strategy.uniform(table, 0.5).kept_channels(table))
     check = export_onnx(thinned, tmp_path / "m.onnx", (3, 16, 16))
     assert check.path.is_file() and check.max_abs_diff < 1e-4
-
-
-def test_latency_is_measured() -> None:
-    latency = measure_latency(create_model("tiny"), (3, 16, 16), repeats=3, warmup=1)
-    assert 0 < latency.p10_ms <= latency.median_ms <= latency.p90_ms
