@@ -2,9 +2,10 @@
 
 For each model (at its own input size: 32x32 for the zoo, 224x224 for torchvision): thin with L1 selection,
 check the forward pass and that the thinned network's layer table equals the prediction, then print MACs and
-params before/after and the batch-1 CPU latency of both in PyTorch eager mode. Latencies are medians of
-`--repeats` runs, measured in alternating rounds (original, thinned, original, ...) so load on a shared machine
-hits both alike. Also times `thin` itself (the search calls it once per episode).
+params before/after and the batch-1 CPU latency of both in PyTorch eager mode, timed side by side the way every
+amc timing compares networks (`measure_networks`: `--repeats` runs in 5 interleaved passes, each network's
+calmest pass), so a drift of a shared machine's speed favours neither. Also times `thin` itself (the search
+calls it once per episode).
 
     .venv/bin/python bench/prune_zoo.py                 # all 13 models, 1 thread
     .venv/bin/python bench/prune_zoo.py --threads 2 --models resnet20 torchvision:resnet50
@@ -13,16 +14,15 @@ hits both alike. Also times `thin` itself (the search calls it once per episode)
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 
 import torch
-from torch import nn
 
 from amc.graph import build_layer_table
 from amc.models import create_model, model_info
 from amc.pruning import Strategy, thin
+from hwmodel.lut.backends import TorchBackend
 
 MODELS = [
     "resnet20",
@@ -41,23 +41,6 @@ MODELS = [
 ]
 
 
-def interleaved_latency(models: list[nn.Module], example: torch.Tensor, repeats: int, rounds: int = 5) -> list[float]:
-    """Median ms per forward pass of each model, timed in alternating rounds."""
-    times: list[list[float]] = [[] for _ in models]
-    per_round = max(1, repeats // rounds)
-    with torch.inference_mode():
-        for model in models:
-            for _ in range(3):
-                model(example)
-        for _ in range(rounds):
-            for model, samples in zip(models, times):
-                for _ in range(per_round):
-                    start = time.perf_counter()
-                    model(example)
-                    samples.append((time.perf_counter() - start) * 1e3)
-    return [statistics.median(samples) for samples in times]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=MODELS)
@@ -74,6 +57,7 @@ def main() -> int:
     )
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     failures = 0
+    backend = TorchBackend(args.threads, warmup=3, repeats=args.repeats)
     for name in args.models:
         size = model_info(name).input_size
         model = create_model(name).eval()
@@ -89,7 +73,8 @@ def main() -> int:
         specs_ok = [layer.spec for layer in after.layers] == table.specs(kept)
         status = "OK" if shape_ok and specs_ok else "WRONG"
         failures += status != "OK"
-        before_ms, after_ms = interleaved_latency([model, thinned], example, args.repeats)
+        timed = backend.measure_networks([model, thinned], (1, *size), rounds=5)
+        before_ms, after_ms = (m.median_ms for m in timed)
         print(
             f"| {name} | {'x'.join(map(str, size))} | {status} | {table.total_macs / 1e6:.1f} M | "
             f"{after.total_macs / 1e6:.1f} M | {table.total_params / 1e6:.3f} M | {after.total_params / 1e6:.3f} M | "
