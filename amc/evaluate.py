@@ -35,8 +35,6 @@ STATE_FILE = "finetune.state.pt"
 SETTINGS_FILE = "finetune.json"
 SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
 """What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
-LATENCY_ROUNDS = 3
-"""Round-robin passes of the dense and pruned timings (see `hwmodel.lut.timing.interleaved`)."""
 
 
 @dataclass(frozen=True)
@@ -253,7 +251,7 @@ def measure_latencies(
                     TorchBackend(settings.threads, repeats=settings.repeats)):  # fmt: skip
         for batch in (1, settings.batch):
             shape = (batch, *input_size)
-            timed = backend.measure_networks([dense, pruned], shape, LATENCY_ROUNDS)
+            timed = backend.measure_networks([dense, pruned], shape)
             dense_ms, pruned_ms = (m.median_ms for m in timed)
             rows.append(LatencyRow(backend.name, batch, settings.threads, dense_ms, pruned_ms))
     return tuple(rows)

@@ -17,7 +17,7 @@ import io
 import math
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -63,7 +63,7 @@ class Backend(Protocol):
     def measure_layer(self, spec: LayerSpec) -> Measurement: ...
 
     def measure_networks(
-        self, models: Sequence[nn.Module], input_shape: tuple[int, ...], rounds: int = 3
+        self, models: Iterable[nn.Module], input_shape: tuple[int, ...], rounds: int = 3
     ) -> list[Measurement]: ...
 
 
@@ -219,8 +219,8 @@ def flushing_denormals() -> Iterator[None]:
         torch.set_flush_denormal(False)
 
 
-class _MeasuresOnce(ABC):
-    """`measure_layer` (prepare a unit, time it once with the backend's repeats) and `measure_networks`."""
+class _TimingBackend(ABC):
+    """What both backends share on top of their timers: `measure_layer` and `measure_networks`."""
 
     repeats: int
 
@@ -234,15 +234,16 @@ class _MeasuresOnce(ABC):
         return self.layer_timer(spec)(self.repeats)
 
     def measure_networks(
-        self, models: Sequence[nn.Module], input_shape: tuple[int, ...], rounds: int = 3
+        self, models: Iterable[nn.Module], input_shape: tuple[int, ...], rounds: int = 3
     ) -> list[Measurement]:
         """End-to-end latencies of networks that are to be compared: timed side by side in `rounds` interleaved
         passes, so that a drift of the machine's speed (several per cent within a minute on a shared machine)
-        favours none of them."""
+        favours none of them. Each network is copied as it is prepared, so `models` may be a generator that
+        builds them one at a time."""
         return interleaved([self.network_timer(model, input_shape) for model in models], self.repeats, rounds)
 
 
-class TorchBackend(_MeasuresOnce):
+class TorchBackend(_TimingBackend):
     """PyTorch eager on CPU with a fixed thread count."""
 
     name = "torch"
@@ -265,7 +266,7 @@ class TorchBackend(_MeasuresOnce):
         return self._timer(copy.deepcopy(model).eval().cpu(), torch.randn(*input_shape))
 
 
-class OrtBackend(_MeasuresOnce):
+class OrtBackend(_TimingBackend):
     """ONNX Runtime, CPU execution provider, all graph optimisations, a fixed thread count, sequential execution."""
 
     name = "onnxruntime"

@@ -122,8 +122,8 @@ class LutCostModel(CachedCostModel):
     def bind(self, specs: Sequence[LayerSpec]) -> LutCostModel:
         """Price layers as they run inside the network whose (any variant's) specs are `specs`: each entry times
         that network's calibrated scale, so a layer sum plus the offset is that network's latency."""
-        overhead = self.table.overheads.get(structure_key(specs))
         self._bound = structure_key(specs)
+        overhead = self.table.overheads.get(self._bound)
         self._scale = overhead.scale if overhead else 1.0
         self._cache.clear()
         self._overheads.clear()

@@ -74,10 +74,8 @@ def interleaved(timers: Sequence[Callable[[int], Measurement]], repeats: int, ro
     A shared machine drifts: a neighbour's burst or a slow spell lasting seconds makes whatever is timed then look
     slow. Timed one after another, units measured in such a spell come out wrong relative to the rest.
     Round-robin passes spread each unit's calls over the whole measurement, and interference only ever adds
-    time, so per unit the fastest pass's median is the one least disturbed (back to back on this machine,
-    `bench/lut_fidelity.py` put MobileNetV2's LUT error on ONNX Runtime at 5.8% MAPE with the median of the
-    passes and 2.3% with the fastest). Also kept: the median of the passes' spreads, the overall minimum, the
-    total repeats.
+    time, so per unit the fastest pass's median is the one least disturbed. Also kept: the median of the passes'
+    spreads, the overall minimum, the total repeats.
     """
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
