@@ -18,8 +18,8 @@ from pathlib import Path
 
 from amc.config import ExperimentConfig, load_config
 from amc.errors import UserError
-from amc.evaluate import read_evaluation, schedule_source
-from amc.experiment import load_data
+from amc.deliver.evaluate import read_evaluation, schedule_source
+from amc.training.base_model import load_data
 from amc.graph import build_layer_table
 from amc.io import atomic_write_text
 from amc.models import create_model
@@ -113,7 +113,7 @@ def _read_run(run: Path, label: str, counter: _Counter) -> tuple[RunRecord, dict
             fix=f"finish it with `amc search --out {run} --resume`, or leave it out.",
         )
     summary = json.loads(summary_path.read_text())
-    config = load_config(run / "config.yaml")
+    config = load_config(run / "config.yaml", check_cost_model=False)  # reads results: its LUT may be gone
     _, schedule_file = schedule_source(run)
     evaluation = read_evaluation(run / EVALUATE_FOLDER)
     if evaluation is not None:

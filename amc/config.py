@@ -1,22 +1,75 @@
 """Experiment configuration: YAML -> one frozen dataclass per section, validated; CLI overrides on top.
 
-`load_config(path, overrides)` is the only place that reads a config file. Unknown keys and wrong types are
-errors that name the file and the key; every run folder gets the resolved config back as `config.yaml`.
+`load_config(path, overrides)` is the only place that reads a config file. It checks everything it can without
+building anything: unknown keys, wrong types, names that must be one of a fixed set (with a "did you mean"),
+cost-model and device names, and cheap ranges; each error names the file (or the override), the key and the fix,
+before any data, model, training or LUT work. Every run folder gets the resolved config back as `config.yaml`.
+
+Imports nothing heavy (no torch, SB3, optuna, amc.search): the CLI reads the config before it loads those. The
+choice tuples below mirror the registries that own them; tests/test_config.py keeps them equal.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
 from amc.errors import UserError
+from hwmodel.errors import HwModelError, did_you_mean
+from hwmodel.registry import check_cost_model
+
+SEARCH_METHODS = ("amc", "netadapt", "uniform", "sensitivity", "random", "bayes")
+"""`search.method`: the keys of amc.search.methods.METHODS."""
+REWARDS = ("acc", "error_log_cost")
+"""`search.reward`: the keys of amc.problem.base.REWARDS."""
+GRANULARITIES = ("channel", "element")
+"""`search.granularity`: the keys of amc.problem.factory.PROBLEMS."""
+EXECUTORS = ("local", "ray")
+"""`search.executor`: amc.search.parallel.EXECUTORS."""
+SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2")
+"""`search.selection`: the keys of amc.pruning.selection.SELECTORS."""
+ALGORITHMS = ("ddpg", "td3", "sac")
+"""`agent.algorithm`: the keys of amc.agents.algorithms.ALGORITHMS."""
+LUT_BACKENDS = ("onnxruntime", "torch")
+"""`cost.lut_backend`: hwmodel.lut.BACKENDS."""
+OPTIMIZERS = ("sgd", "adamw")
+"""`train.optimizer` and `finetune.optimizer`: what amc.training.loop.make_optimizer builds."""
+AUTO_LUT = "lut:auto"
+"""`cost.model` for this machine's measured LUT, built on demand (amc.search.costs); any other name is hwmodel's."""
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "search.method": SEARCH_METHODS,
+    "search.reward": REWARDS,
+    "search.granularity": GRANULARITIES,
+    "search.executor": EXECUTORS,
+    "search.selection": SELECTIONS,
+    "agent.algorithm": ALGORITHMS,
+    "cost.lut_backend": LUT_BACKENDS,
+    "train.optimizer": OPTIMIZERS,
+    "finetune.optimizer": OPTIMIZERS,
+}
+"""Every key whose value must be one of a fixed set of names."""
+
+MOVED_KEYS = {
+    "search.netadapt_step": "search.netadapt.step",
+    "search.netadapt_decay": "search.netadapt.decay",
+    "search.netadapt_finetune_steps": "search.netadapt.finetune_steps",
+    "search.netadapt_lr": "search.netadapt.lr",
+    "search.netadapt_max_iterations": "search.netadapt.max_iterations",
+    "search.sensitivity_keeps": "search.sensitivity.keeps",
+    "search.study_storage": "search.bayes.storage",
+    "search.trial_batch": "search.bayes.trial_batch",
+}
+"""Keys that moved into a method's sub-section: the old name is an error that names the new one."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +143,44 @@ class BudgetSection:
 
 
 @dataclass(frozen=True)
+class NetAdaptSection:
+    """NetAdapt (`search.method: netadapt`): step-by-step cost cuts, each the best single-group cut after a short
+    fine-tune."""
+
+    step: float = 0.025
+    """Cost cut of the first iteration as a share of the dense cost (R0; later cuts shrink by the decay)."""
+    decay: float = 0.96
+    """Each iteration's cost cut is the previous one times this."""
+    finetune_steps: int = 100
+    """Short-term fine-tune SGD steps per candidate (0: none; long-term fine-tune is `amc evaluate`)."""
+    lr: float = 0.005
+    """Learning rate of the short-term fine-tune (SGD, momentum 0.9)."""
+    max_iterations: int = 0
+    """Stop after this many iterations even if the budget is not met yet (0: until it is met)."""
+
+
+@dataclass(frozen=True)
+class SensitivitySection:
+    """Sensitivity analysis (`search.method: sensitivity`, Distiller style)."""
+
+    keeps: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
+    """Keep ratios each group is pruned to, one group at a time (clipped to [lbound, rbound])."""
+
+
+@dataclass(frozen=True)
+class BayesSection:
+    """Bayesian optimisation (`search.method: bayes`, Optuna TPE)."""
+
+    storage: str | None = None
+    """Optuna storage URL (default sqlite:///<run folder>/study.db); several workers may share one database."""
+    trial_batch: int = 1
+    """Trials asked at once and scored in parallel (TPE, constant liar); results depend on it, not on workers."""
+
+
+@dataclass(frozen=True)
 class SearchSection:
     method: str = "amc"
-    """amc, netadapt, uniform, sensitivity, random or bayes."""
+    """amc, netadapt, uniform, sensitivity, random or bayes; `amc list methods`."""
     episodes: int = 400
     """Episodes (amc, random) or trials (bayes) in all, warm-up included."""
     lbound: float = 0.2
@@ -109,7 +197,7 @@ class SearchSection:
     selection: str = "lstsq"
     """Channel selection: lstsq (L1 ranking + AMC's least-squares refit of the next layer; default: at a 50%
     latency budget on ResNet-20 it scores random strategies at 83-89% search-val vs 23-51% for plain L1),
-    l1 or l2 (filter norms only; faster)."""
+    lstsq-l2 (the same on L2 ranking), l1 or l2 (filter norms only; faster)."""
     eval_images: int = 1000
     """search-val images each candidate is scored on."""
     adaptive_bn: bool = True
@@ -117,25 +205,14 @@ class SearchSection:
     bn_images: int = 512
     """Training images used to re-estimate BatchNorm statistics."""
     workers: int = 1
+    """Processes (or Ray tasks) scoring independent candidates at once."""
     executor: str = "local"
     """local (processes) or ray."""
     ray_address: str | None = None
-    netadapt_step: float = 0.025
-    """NetAdapt: cost cut of the first iteration as a share of the dense cost (R0; later cuts shrink by the decay)."""
-    netadapt_decay: float = 0.96
-    """NetAdapt: each iteration's cost cut is the previous one times this."""
-    netadapt_finetune_steps: int = 100
-    """NetAdapt: short-term fine-tune SGD steps per candidate (0: none; long-term fine-tune is `amc evaluate`)."""
-    netadapt_lr: float = 0.005
-    """NetAdapt: learning rate of the short-term fine-tune (SGD, momentum 0.9)."""
-    netadapt_max_iterations: int = 0
-    """NetAdapt: stop after this many iterations even if the budget is not met yet (0: until it is met)."""
-    sensitivity_keeps: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1)
-    """sensitivity: keep ratios each group is pruned to, one group at a time (clipped to [lbound, rbound])."""
-    study_storage: str | None = None
-    """bayes: Optuna storage URL (default sqlite:///<run folder>/study.db); several workers may share one database."""
-    trial_batch: int = 1
-    """bayes: trials asked at once and scored in parallel (TPE, constant liar); results depend on it, not on workers."""
+    """A Ray cluster to join (executor ray), e.g. ray://head:10001; default: a local Ray."""
+    netadapt: NetAdaptSection = field(default_factory=NetAdaptSection)
+    sensitivity: SensitivitySection = field(default_factory=SensitivitySection)
+    bayes: BayesSection = field(default_factory=BayesSection)
 
 
 @dataclass(frozen=True)
@@ -244,8 +321,11 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        if key in MOVED_KEYS:
+            raise _moved(key)
         raise UserError(
-            f"unknown key {where}.{unknown[0]}." if where else f"unknown section {unknown[0]!r}.",
+            f"unknown key {key}.{did_you_mean(unknown[0], names)}" if where else f"unknown section {key!r}.",
             fix=f"valid keys here are: {', '.join(sorted(names))}.",
         )
     values = {}
@@ -258,14 +338,29 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     return cls(**values)
 
 
+def _moved(old: str) -> UserError:
+    new = MOVED_KEYS[old]
+    section, sub, key = new.split(".")
+    return UserError(
+        f"{old} moved to {new}.",
+        fix=f"in YAML write it under `{section}:` as `{sub}: {{{key}: ...}}`; on the command line --set {new}=VALUE.",
+    )
+
+
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
-    section, _, key = dotted.partition(".")
-    if not key:
+    """Set `value` at `dotted` (section.key, section.sub.key, ...), creating the sections on the way."""
+    *parents, key = dotted.split(".")
+    if not parents or not all(parents) or not key:
         raise UserError(f"override {dotted!r} must name a section and a key.", fix="write it as section.key=value.")
-    tree.setdefault(section, {})
-    if not isinstance(tree[section], dict):
-        raise UserError(f"override {dotted!r}: {section} is not a section.", fix="see `amc search --help`.")
-    tree[section][key] = value
+    node = tree
+    for depth, name in enumerate(parents):
+        if node.get(name) is None:
+            node[name] = {}
+        if not isinstance(node[name], dict):
+            parent = ".".join(parents[: depth + 1])
+            raise UserError(f"override {dotted!r}: {parent} is not a section.", fix="see `amc search --help`.")
+        node = node[name]
+    node[key] = value
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -276,37 +371,177 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
-def load_config(path: str | Path | None = None, overrides: Mapping[str, Any] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment (or the built-in defaults when `path` is None) and apply dotted overrides."""
-    tree: dict[str, Any] = {}
-    where = "built-in defaults"
-    if path is not None:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as error:
-            raise UserError(
-                f"cannot read config {path}: {error.strerror}.", fix="check the path (configs/*.yaml)."
-            ) from None
-        try:
-            tree = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(error, "problem", None) or str(error)
-            raise UserError(f"{path} is not valid YAML{line}: {problem}.", fix="fix the YAML syntax there.") from None
-        if not isinstance(tree, dict):
-            raise UserError(
-                f"{path} must hold a mapping of sections, got {type(tree).__name__}.",
-                fix="start the file with sections such as `model:` and `search:`.",
+class _Range(NamedTuple):
+    """A cheap check of one value; NaN fails every comparison, so it is refused wherever a range is asked for."""
+
+    ok: Callable[[Any], bool]
+    text: str
+
+
+def _at_least(low: int) -> _Range:
+    return _Range(lambda value: value >= low, f"at least {low}")
+
+
+_POSITIVE = _Range(lambda value: 0 < value < math.inf, "a positive finite number")
+_NON_NEGATIVE = _Range(lambda value: 0 <= value < math.inf, "a finite number >= 0")
+_SHARE = _Range(lambda value: 0 < value <= 1, "in (0, 1]")
+_OPTIONAL_SHARE = _Range(lambda value: value is None or 0 < value <= 1, "in (0, 1] (or unset)")
+_OPTIONAL_POSITIVE = _Range(lambda value: value is None or 0 < value < math.inf, "a positive finite number (or unset)")
+
+RANGES: dict[str, _Range] = {
+    "experiment.threads": _at_least(1),
+    "data.batch_size": _at_least(1),
+    "data.image_size": _at_least(0),
+    "train.epochs": _at_least(0),
+    "train.batch_size": _at_least(1),
+    "train.lr": _POSITIVE,
+    "train.weight_decay": _NON_NEGATIVE,
+    "train.label_smoothing": _Range(lambda value: 0 <= value < 1, "in [0, 1)"),
+    "budget.ratio": _OPTIONAL_SHARE,
+    "budget.value": _OPTIONAL_POSITIVE,
+    "search.episodes": _at_least(1),
+    "search.lbound": _SHARE,
+    "search.rbound": _SHARE,
+    "search.round_to": _at_least(1),
+    "search.eval_images": _at_least(1),
+    "search.bn_images": _at_least(0),
+    "search.workers": _at_least(1),
+    "search.netadapt.step": _Range(lambda value: 0 < value < 1, "in (0, 1), a share of the dense cost"),
+    "search.netadapt.decay": _SHARE,
+    "search.netadapt.finetune_steps": _at_least(0),
+    "search.netadapt.lr": _POSITIVE,
+    "search.netadapt.max_iterations": _at_least(0),
+    "search.sensitivity.keeps": _Range(
+        lambda value: len(value) > 0 and all(0 < keep <= 1 for keep in value), "a non-empty list of ratios in (0, 1]"
+    ),
+    "search.bayes.trial_batch": _at_least(1),
+    "agent.warmup_episodes": _at_least(0),
+    "agent.hidden": _Range(
+        lambda value: len(value) > 0 and all(width >= 1 for width in value), "a list of widths >= 1"
+    ),
+    "agent.lr_actor": _POSITIVE,
+    "agent.lr_critic": _POSITIVE,
+    "agent.tau": _SHARE,
+    "agent.batch_size": _at_least(1),
+    "agent.buffer_size": _at_least(1),
+    "agent.noise_sigma": _NON_NEGATIVE,
+    "agent.noise_decay": _SHARE,
+    "agent.baseline_alpha": _Range(lambda value: 0 <= value <= 1, "in [0, 1]"),
+    "agent.gradient_steps": _at_least(-1),
+    "finetune.epochs": _at_least(0),
+    "finetune.lr": _POSITIVE,
+    "finetune.weight_decay": _NON_NEGATIVE,
+    "finetune.batch_size": _at_least(1),
+    "finetune.val_images": _at_least(0),
+}
+"""Cheap, obvious bounds of numeric keys (agent.gradient_steps -1: one update per step of the episode)."""
+
+
+def _value(config: ExperimentConfig, dotted: str) -> Any:
+    return reduce(getattr, dotted.split("."), config)
+
+
+def validate_config(
+    config: ExperimentConfig, where: Callable[[str], str] = lambda key: "", cost_model: bool = True
+) -> None:
+    """Raise UserError for the first value no run could use: a name outside its choices, an unknown cost model or
+    device, a number out of range. `where(key)` says where the key was set (prefixed to the message);
+    `cost_model=False` skips the cost-model name (a caller that hands its own cost model object)."""
+
+    def fail(key: str, problem: str, fix: str) -> UserError:
+        prefix = where(key)
+        return UserError(f"{prefix}: {problem}" if prefix else problem, fix=fix)
+
+    for key, choices in CHOICES.items():
+        value = _value(config, key)
+        if value not in choices:
+            raise fail(
+                key,
+                f"{key} is {value!r}, which is not one of {', '.join(choices)}.{did_you_mean(value, choices)}",
+                f"set {key} to one of those names.",
             )
-    for dotted, value in (overrides or {}).items():
-        if value is not None:
-            _set_path(tree, dotted, value)
+    for key, bound in RANGES.items():
+        value = _value(config, key)
+        if not bound.ok(value):
+            raise fail(
+                key, f"{key} is {value!r}; it must be {bound.text}.", f"change {key} so that it is {bound.text}."
+            )
+    search = config.search
+    if search.lbound > search.rbound:
+        raise fail(
+            "search.lbound",
+            f"search.lbound {search.lbound} is above search.rbound {search.rbound}.",
+            "use 0 < search.lbound <= search.rbound <= 1.",
+        )
+    if cost_model:
+        _check_cost_model(config.cost.model, lambda problem, fix: fail("cost.model", problem, fix))
+
+
+def _check_cost_model(name: str, fail: Callable[[str, str], UserError]) -> None:
+    """A cost-model name that would build: devices and presets read (small YAML files), LUT files found, not read."""
+    if name == AUTO_LUT:
+        return
+    if AUTO_LUT in name:
+        raise fail(
+            f"cost.model is {name!r}, but {AUTO_LUT} can only be the whole cost model.",
+            "build the table once (`amc lut build --model M --out FILE`) and name it, e.g. sparse:lut:FILE.",
+        )
     try:
-        return _build(ExperimentConfig, tree, "")
+        check_cost_model(name)
+    except HwModelError as error:
+        raise fail(f"cost.model is {name!r}: {error.problem}", error.fix) from None
+
+
+def _read_tree(path: str | Path) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise UserError(
+            f"cannot read config {path}: {error.strerror}.", fix="check the path (configs/*.yaml)."
+        ) from None
+    try:
+        tree = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise UserError(f"{path} is not valid YAML{line}: {problem}.", fix="fix the YAML syntax there.") from None
+    if not isinstance(tree, dict):
+        raise UserError(
+            f"{path} must hold a mapping of sections, got {type(tree).__name__}.",
+            fix="start the file with sections such as `model:` and `search:`.",
+        )
+    return tree
+
+
+def load_config(
+    path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *, check_cost_model: bool = True
+) -> ExperimentConfig:
+    """Read a YAML experiment (or the built-in defaults when `path` is None), apply dotted overrides (any depth:
+    `search.netadapt.step`; None values are skipped) and validate the result.
+
+    `check_cost_model=False` skips checking that cost.model names a cost model that exists (for a caller that
+    brings its own cost model object, or only reads a finished run's results); everything else is always checked.
+    """
+    source = "built-in defaults" if path is None else str(path)
+    tree = {} if path is None else _read_tree(path)
+    overridden = [dotted for dotted, value in (overrides or {}).items() if value is not None]
+    for dotted in overridden:
+        if dotted in MOVED_KEYS:
+            error = _moved(dotted)
+            raise UserError(f"{source}, override {dotted}: {error.problem}", fix=error.fix)
+        _set_path(tree, dotted, (overrides or {})[dotted])
+    try:
+        config: ExperimentConfig = _build(ExperimentConfig, tree, "")
     except UserError as error:
-        raise UserError(f"{where}: {error.problem}", fix=error.fix) from None
+        raise UserError(f"{source}: {error.problem}", fix=error.fix) from None
+
+    def where(key: str) -> str:
+        by = [dotted for dotted in overridden if key == dotted or key.startswith(f"{dotted}.")]
+        return f"{source}, override {by[0]}" if by else source
+
+    validate_config(config, where, cost_model=check_cost_model)
+    return config
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:

@@ -8,8 +8,9 @@ compare with end-to-end measurements.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from tqdm.auto import tqdm
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
+from amc.problem.accounting import candidate_counts
 from amc.pruning import thin
-from amc.search.accounting import candidate_counts
 from hwmodel.errors import HwModelError
 from hwmodel.lut import (
     FidelityReport,
@@ -30,11 +31,8 @@ from hwmodel.lut import (
     NetworkOverhead,
     fidelity_report,
     fit_affine,
-    layer_grid,
     mape,
-    nearest_choice,
     structure_key,
-    sums,
 )
 from hwmodel.spec import LayerSpec
 
@@ -86,20 +84,52 @@ def load_network(
     return Network(model, module, build_layer_table(module, size, model), size)
 
 
+PRODUCT_LIMIT = 4096
+"""A layer whose groups' choices combine in at most this many ways is shaped for each combination; past it (a
+concatenation of many groups) the groups are folded in one at a time."""
+
+
+def reachable_channels(table: LayerTable, index: int, choices: Mapping[int, tuple[int, ...]]) -> set[tuple[int, int]]:
+    """Every (in, out) channel count layer `index` takes when each group keeps one of its `choices`, as
+    `LayerTable.layer_channels` (the one coupling rule) gives it.
+
+    The layer depends on its output group and the groups feeding it. Few combinations of their choices: each is
+    shaped. Many (a concatenation): the groups are assigned one at a time, keeping one assignment per distinct
+    shape so far; exact because the rule sees the kept counts only through the shape they give (the inputs are a
+    sum over feeding groups), so two assignments of the same shape grow into the same shapes.
+    """
+    layer = table.layers[index]
+    feeding = [group for group, _ in layer.in_sources]
+    groups = list(dict.fromkeys(feeding + ([layer.out_group] if layer.out_group is not None else [])))
+    if math.prod(len(choices[group]) for group in groups) <= PRODUCT_LIMIT:
+        combinations = itertools.product(*(choices[group] for group in groups))
+        return {table.layer_channels(index, dict(zip(groups, counts))) for counts in combinations}
+    shapes: dict[tuple[int, int], dict[int, int]] = {table.layer_channels(index, {}): {}}
+    for group in groups:
+        folded: dict[tuple[int, int], dict[int, int]] = {}
+        for kept in shapes.values():
+            for count in choices[group]:
+                trial = {**kept, group: count}
+                folded.setdefault(table.layer_channels(index, trial), trial)
+        shapes = folded
+    return set(shapes)
+
+
 def search_grid(table: LayerTable, grid: Grid) -> list[LayerSpec]:
     """Every distinct layer variant a search over `grid` can visit (2-D (in, out) grids bounded by lbound)."""
     choices = grid.choices(table)
     found: dict[str, LayerSpec] = {}
     for layer in table.layers:
-        if layer.out_group is None and layer.spec.op == "dwconv":
-            variants = [layer.spec]
-        else:
-            outs = choices[layer.out_group] if layer.out_group is not None else (layer.spec.out_channels,)
-            ins = sums((tuple(m * c for c in choices[g]) for g, m in layer.in_sources), layer.in_fixed)
-            variants = layer_grid(layer.spec, ins, outs)
-        for spec in variants:
-            found.setdefault(spec.key(), spec)
+        spec = layer.spec
+        for shape in sorted(reachable_channels(table, layer.index, choices)):
+            variant = spec if shape == (spec.in_channels, spec.out_channels) else spec.with_channels(*shape)
+            found.setdefault(variant.key(), variant)
     return list(found.values())
+
+
+def nearest_choice(choices: tuple[int, ...], target: float) -> int:
+    """The choice closest to `target` channels (ties: the larger)."""
+    return min(choices, key=lambda choice: (abs(choice - target), -choice))
 
 
 def random_kept(table: LayerTable, grid: Grid, rng: np.random.Generator) -> Kept:
@@ -217,12 +247,12 @@ def calibrate_overhead(
     progress: bool = True,
     rounds: int = 3,
 ) -> NetworkOverhead:
-    """Fit scale and offset on `calibration_variants`; store the fit in the LUT and bind the LUT to it."""
+    """Fit scale and offset on `calibration_variants` and store the fit in the LUT's table (a model bound to the
+    network prices with it from then on: `lut.bind(network.table.specs())`)."""
     variants = calibration_variants(network.table, grid, samples, seed)
     _, predicted, measured = _measure_all(lut, network, variants, rounds, progress, "calibrating")
     overhead = fit_overhead(network, predicted, measured)
     lut.set_overhead(network.table.specs(), overhead)
-    lut.bind(network.table.specs())
     lut.flush()
     return overhead
 

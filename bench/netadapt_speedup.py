@@ -36,7 +36,7 @@ SETTINGS = (
     ("2 processes", {"search.workers": 2, "search.executor": "local"}),
     ("2 Ray actors", {"search.workers": 2, "search.executor": "ray"}),
 )
-SMOKE = {"search.method": "netadapt", "search.netadapt_step": 0.1, "search.netadapt_finetune_steps": 20}
+SMOKE = {"search.method": "netadapt", "search.netadapt.step": 0.1, "search.netadapt.finetune_steps": 20}
 
 
 def config_path(smoke: bool) -> Path:
@@ -46,7 +46,7 @@ def config_path(smoke: bool) -> Path:
 def timed_run(task: SearchTask, path: Path, overrides: dict[str, Any], iterations: int, smoke: bool) -> dict:
     """Wall time of `iterations` NetAdapt iterations (fewer if the budget is met first) with `overrides`."""
     config = load_config(path, {**(SMOKE if smoke else {}), **overrides, "experiment.threads": 1,
-                                "search.netadapt_max_iterations": iterations})  # fmt: skip
+                                "search.netadapt.max_iterations": iterations})  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix="netadapt-speedup-"))
     start = time.perf_counter()
     try:

@@ -33,7 +33,7 @@ METHODS = ("amc", "netadapt", "uniform", "sensitivity", "random", "bayes")
 STOCHASTIC = {"amc", "random", "bayes"}
 COLUMNS = ("best_accuracy", "best_cost", "best_latency_ms", "dense_latency_ms", "wall_s")
 SMOKE = {
-    "search.episodes": 6, "search.netadapt_step": 0.1, "search.netadapt_finetune_steps": 2,
+    "search.episodes": 6, "search.netadapt.step": 0.1, "search.netadapt.finetune_steps": 2,
     "agent.warmup_episodes": 3,
 }  # fmt: skip
 """configs/smoke.yaml plus these: every method in seconds on the tiny model and synthetic data."""

@@ -1,7 +1,7 @@
 """Build the pruning env from a config, for `gymnasium.make("amc/ChannelPruning-v0", config=...)`.
 
-This is the I/O edge: it reads the YAML, loads data and the base model and opens the cost model, then hands
-the env ready objects. The env itself never touches files.
+This is the I/O edge: the problem factory reads the data, the base model and the cost model; the env itself
+never touches files.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from amc.config import ExperimentConfig, load_config
-from amc.search.task import build_task
+from amc.problem import build_task
 from envs.channel_pruning import ChannelPruningEnv
 
 
@@ -19,5 +19,4 @@ def env_from_config(
     progress: bool = False,
 ) -> ChannelPruningEnv:  # fmt: skip
     resolved = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
-    task = build_task(resolved, progress=progress, log=lambda _: None)
-    return ChannelPruningEnv(**task.env_kwargs())
+    return ChannelPruningEnv(build_task(resolved, progress=progress, log=lambda _: None).problem)

@@ -93,11 +93,11 @@ def main() -> None:
         settings={"search.episodes": args.episodes, "agent.warmup_episodes": args.episodes // 3},
     )  # fmt: skip
     result = amc.search_strategy(task, args.out / "search", resume=(args.out / "search" / "episodes.csv").exists())
-    pruned = amc.apply(task, result.strategy)
+    pruned = amc.apply(task, result.best)
     print(f"pruned to {result.best_cost / result.budget.dense_cost:.0%} of the MACs: {accuracy(pruned, held_out):.2%}")
     train_one_epoch(pruned, train_loader, lr=0.01)
     print(f"after my fine-tuning: {accuracy(pruned, held_out):.2%}")
-    exported = amc.export(pruned, args.out / "final", result.strategy, (1, 28, 28))
+    exported = amc.export(pruned, args.out / "final", result.best, (1, 28, 28))
     print(f"wrote {exported.weights}, {exported.onnx} and the Distiller schedule {exported.schedule_yaml}")
     rebuilt = amc.load_pruned(MyNet(), exported.folder)
     print(f"reloaded from your own MyNet(): {accuracy(rebuilt, held_out):.2%}")

@@ -6,7 +6,7 @@ Depends on nothing else of ours. `create_cost_model("roofline:rpi4-a72")` gives 
 
 from hwmodel.base import METRICS, CachedCostModel, CostModel
 from hwmodel.errors import HwModelError
-from hwmodel.registry import create_cost_model, list_cost_models
+from hwmodel.registry import check_cost_model, create_cost_model, list_cost_models
 from hwmodel.spec import LayerSpec
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "CostModel",
     "HwModelError",
     "LayerSpec",
+    "check_cost_model",
     "create_cost_model",
     "list_cost_models",
 ]

@@ -33,8 +33,21 @@ class CostModel(Protocol):
         """Cost of one layer in `unit` (cached)."""
         ...
 
+    def network_overhead(self, specs: Sequence[LayerSpec]) -> float:
+        """The calibrated per-network constant on top of the layer sum for the network of `specs` (0.0 for a model
+        without one); the same for every pruned variant of that network."""
+        ...
+
     def network_cost(self, specs: Sequence[LayerSpec]) -> float:
-        """Sum of the layer costs plus any calibrated per-network overhead."""
+        """`math.fsum` of the layer costs plus `network_overhead(specs)`."""
+        ...
+
+    def bind(self, specs: Sequence[LayerSpec]) -> CostModel:
+        """A model priced for the network whose (any variant's) specs are `specs`; this one is left as it was.
+
+        Models whose prices do not depend on the network return themselves; a calibrated LUT returns a new model
+        whose layer costs carry that network's scale (sharing the one table, so what it measures lands there).
+        """
         ...
 
 
@@ -53,8 +66,15 @@ class CachedCostModel(ABC):
             cost = self._cache[spec] = float(self._price(spec))
         return cost
 
+    def network_overhead(self, specs: Sequence[LayerSpec]) -> float:
+        return 0.0
+
     def network_cost(self, specs: Sequence[LayerSpec]) -> float:
-        return math.fsum(self.layer_cost(spec) for spec in specs)
+        return math.fsum(self.layer_cost(spec) for spec in specs) + self.network_overhead(specs)
+
+    def bind(self, specs: Sequence[LayerSpec]) -> CostModel:
+        """Prices that do not depend on the network: the model itself."""
+        return self
 
     @abstractmethod
     def _price(self, spec: LayerSpec) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from hwmodel.base import CachedCostModel
-from hwmodel.errors import HwModelError
+from hwmodel.errors import HwModelError, did_you_mean
 from hwmodel.spec import LayerSpec
 from hwmodel.systolic import SystolicArray, SystolicModel
 
@@ -76,7 +76,7 @@ DEFAULT_ARRAY = "scalesim-32x32"
 def energy_table(name: str, unit_pj: float | None = None) -> EnergyTable:
     if name not in ENERGY_PRESETS:
         raise HwModelError(
-            f"unknown energy preset {name!r}.",
+            f"unknown energy preset {name!r}.{did_you_mean(name, ENERGY_PRESETS)}",
             fix=f"use one of {', '.join(sorted(ENERGY_PRESETS))}, e.g. energy:eyeriss.",
         )
     table = ENERGY_PRESETS[name]

@@ -6,6 +6,9 @@ paragraph and exits 2, exactly like `amc.errors.UserError`.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class HwModelError(Exception):
     """Bad input to a cost model (unknown device or preset, malformed or foreign LUT): never a bug, always a fix."""
@@ -14,3 +17,9 @@ class HwModelError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{problem} Fix: {fix}" if fix else problem)
+
+
+def did_you_mean(value: object, choices: Iterable[str]) -> str:
+    """A " Did you mean 'x'?" sentence when `value` is close to one of `choices` (difflib), else an empty string."""
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""

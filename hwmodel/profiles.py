@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from hwmodel.errors import HwModelError
+from hwmodel.errors import HwModelError, did_you_mean
 
 DEVICES_ENV = "AMC_DEVICES_DIR"
 """Environment variable naming another folder of device profiles (default: the repository's configs/devices)."""
@@ -108,7 +108,7 @@ def find_profile(name: str, kind: str) -> Profile:
     if not path.is_file():
         known = [profile.name for profile in list_profiles() if profile.kind == kind]
         raise HwModelError(
-            f"unknown {kind} device {name!r} (no file {path}).",
+            f"unknown {kind} device {name!r} (no file {path}).{did_you_mean(name, known)}",
             fix=f"use one of {', '.join(known) or '(none found)'}, a path to a profile .yaml, "
             "or see `amc list devices`.",
         )

@@ -9,7 +9,9 @@ activation_density (any other option goes to its base model).
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from hwmodel.base import CostModel
@@ -22,6 +24,7 @@ from hwmodel.sparse import SkipSettings, SparseModel
 from hwmodel.systolic import SystolicArray, SystolicModel
 
 SKIP_OPTIONS = ("skip_fraction", "efficiency", "activation_density")
+COUNT_MODELS = ("macs", "params")
 NAME_FORMS = "macs, params, lut:<file>, roofline:<device>, systolic:<preset>, sparse:<base>, energy:<preset>"
 
 
@@ -39,13 +42,18 @@ def _needs_argument(kind: str, argument: str, example: str) -> None:
         raise HwModelError(f"cost model {kind!r} needs a name after the colon.", fix=f"write it as e.g. {example}.")
 
 
+LUT_OPTIONS = ("allow_foreign", "measure_missing", "warmup", "repeats", "save_every_s")
+
+
+def _check_lut(argument: str, options: dict[str, Any]) -> None:
+    _needs_argument("lut:", argument, "lut:luts/resnet56_torch.json")
+    _check_options(f"lut:{argument}", options, LUT_OPTIONS)
+
+
 def _lut(argument: str, options: dict[str, Any]) -> CostModel:
     from hwmodel.lut.model import LutCostModel
 
-    _needs_argument("lut:", argument, "lut:luts/resnet56_torch.json")
-    _check_options(
-        f"lut:{argument}", options, ("allow_foreign", "measure_missing", "warmup", "repeats", "save_every_s")
-    )
+    _check_lut(argument, options)
     return LutCostModel.open(argument, **options)
 
 
@@ -68,11 +76,17 @@ def _energy(argument: str, options: dict[str, Any]) -> CostModel:
     return EnergyModel(energy_table(argument, options.get("unit_pj")), array)
 
 
-def _sparse(argument: str, options: dict[str, Any]) -> CostModel:
+def _split_sparse(argument: str, options: dict[str, Any]) -> tuple[SkipSettings, dict[str, Any]]:
+    """The skip settings (validated) and the options left for the base model."""
     _needs_argument("sparse:", argument, "sparse:systolic:scalesim-32x32")
     skip = {key: options[key] for key in SKIP_OPTIONS if key in options}
     base = {key: value for key, value in options.items() if key not in SKIP_OPTIONS}
-    return SparseModel(create_cost_model(argument, **base), SkipSettings(**skip))
+    return SkipSettings(**skip), base
+
+
+def _sparse(argument: str, options: dict[str, Any]) -> CostModel:
+    skip, base = _split_sparse(argument, options)
+    return SparseModel(create_cost_model(argument, **base), skip)
 
 
 _FACTORIES: dict[str, Callable[[str, dict[str, Any]], CostModel]] = {
@@ -84,18 +98,53 @@ _FACTORIES: dict[str, Callable[[str, dict[str, Any]], CostModel]] = {
 }
 
 
+def _kind(name: str) -> tuple[str, str]:
+    """(kind, argument) of a name such as roofline:rpi4-a72; an unknown kind is an error with a suggestion."""
+    kind, _, argument = name.partition(":")
+    argument = argument.strip()
+    if kind not in _FACTORIES:
+        close = difflib.get_close_matches(kind, [*COUNT_MODELS, *_FACTORIES], n=1)
+        hint = ""
+        if close:
+            hint = f" Did you mean {close[0] if close[0] in COUNT_MODELS else f'{close[0]}:{argument}'!r}?"
+        raise HwModelError(
+            f"unknown cost model {name!r}.{hint}",
+            fix=f"use one of {NAME_FORMS}; `amc list devices` shows what is available.",
+        )
+    return kind, argument
+
+
 def create_cost_model(name: str, **options: Any) -> CostModel:
     """The cost model `name` names (see the module docstring), tuned by `options`."""
-    if name in ("macs", "params"):
+    if name in COUNT_MODELS:
         _check_options(name, options, ())
         return MacsModel() if name == "macs" else ParamsModel()
-    kind, _, argument = name.partition(":")
-    factory = _FACTORIES.get(kind)
-    if factory is None:
-        raise HwModelError(
-            f"unknown cost model {name!r}.", fix=f"use one of {NAME_FORMS}; `amc list devices` shows what is available."
-        )
-    return factory(argument.strip(), dict(options))
+    kind, argument = _kind(name)
+    return _FACTORIES[kind](argument, dict(options))
+
+
+def check_cost_model(name: str, **options: Any) -> None:
+    """Raise HwModelError, as `create_cost_model` would, if `name` with `options` names no cost model.
+
+    Builds nothing expensive: a LUT file is checked to exist (not read: no torch, no measuring); device profiles
+    and presets are read and checked (small YAML files), options are checked against what each model takes.
+    """
+    if name in COUNT_MODELS:
+        _check_options(name, options, ())
+        return
+    kind, argument = _kind(name)
+    if kind == "lut":
+        _check_lut(argument, dict(options))
+        if not Path(argument).is_file():
+            raise HwModelError(
+                f"cost model 'lut:{argument}': the LUT file {argument} does not exist.",
+                fix="check the path, or build the table with `amc lut build --model M --out FILE`.",
+            )
+    elif kind == "sparse":
+        _, base = _split_sparse(argument, dict(options))
+        check_cost_model(argument, **base)
+    else:
+        _FACTORIES[kind](argument, dict(options))  # roofline, systolic, energy: a profile or preset, nothing more
 
 
 def list_cost_models() -> list[tuple[str, str]]:

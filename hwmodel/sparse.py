@@ -11,7 +11,6 @@ why no other model here looks at `weight_density`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,7 +63,15 @@ class SparseModel(CachedCostModel):
     def _price(self, spec: LayerSpec) -> float:
         return self.base.layer_cost(spec) * self.settings.factor(spec)
 
-    def network_cost(self, specs: Sequence[LayerSpec]) -> float:
-        """Scaled layer costs plus whatever per-network overhead the base model adds (e.g. a calibrated LUT)."""
-        overhead = self.base.network_cost(specs) - math.fsum(self.base.layer_cost(spec) for spec in specs)
-        return super().network_cost(specs) + overhead
+    def layer_cost(self, spec: LayerSpec) -> float:
+        """Not memoised again here: the base memoises its price, which may change (a bound LUT's scale re-fitted)."""
+        return self._price(spec)
+
+    def network_overhead(self, specs: Sequence[LayerSpec]) -> float:
+        """The base model's per-network overhead (e.g. a calibrated LUT's offset): skipping zeros does not touch it."""
+        return self.base.network_overhead(specs)
+
+    def bind(self, specs: Sequence[LayerSpec]) -> SparseModel:
+        """The same wrapper over the base model bound to the network (itself if the base does not care)."""
+        base = self.base.bind(specs)
+        return self if base is self.base else SparseModel(base, self.settings)

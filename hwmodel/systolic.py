@@ -191,8 +191,5 @@ class SystolicModel(CachedCostModel):
             counts = self._counts[spec] = systolic_cost(spec, self.array)
         return counts
 
-    def layer_cycles(self, spec: LayerSpec) -> int:
-        return self.layer_counts(spec).cycles
-
     def _price(self, spec: LayerSpec) -> float:
         return self.layer_counts(spec).latency_ms(self.array.clock_mhz)

@@ -38,18 +38,18 @@ def test_search_apply_finetune_export_with_own_objects(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model, loader = UserNet().eval(), user_data()
 
-    def evaluate(candidate: nn.Module) -> float:
+    def score(candidate: nn.Module) -> float:
         with torch.no_grad():
             hits = sum((candidate(x).argmax(1) == y).sum().item() for x, y in loader)
         return hits / 128
 
-    task = amc.prepare(model, (1, 12, 12), evaluate, method="amc", cost_model="macs", budget=0.5,
+    task = amc.prepare(model, (1, 12, 12), score, method="amc", cost_model="macs", budget=0.5,
                        calibration=loader, calibration_images=64,
                        settings={"search.episodes": 4, "agent.warmup_episodes": 2, "search.round_to": 4})  # fmt: skip
     result = amc.search_strategy(task, tmp_path / "run", progress=False, log=lambda _: None)
-    assert isinstance(result.strategy, Strategy)
+    assert isinstance(result.best, Strategy)
     assert result.best_cost <= result.budget.value
-    pruned = amc.apply(task, result.strategy)
+    pruned = amc.apply(task, result.best)
     assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in model.parameters())
     # the residual add couples stem.0 and body.3: one set of kept channels, so the network still runs
     assert pruned.stem[0].out_channels == pruned.body[3].out_channels
@@ -59,7 +59,7 @@ def test_search_apply_finetune_export_with_own_objects(tmp_path: Path) -> None:
         optimizer.zero_grad()
         nn.functional.cross_entropy(pruned(x), y).backward()
         optimizer.step()
-    exported = amc.export(pruned.eval(), tmp_path / "final", result.strategy, (1, 12, 12))
+    exported = amc.export(pruned.eval(), tmp_path / "final", result.best, (1, 12, 12))
     assert exported.onnx is not None and exported.onnx.is_file() and exported.schedule_yaml.is_file()
     assert "L1RankedStructureParameterPruner" in exported.schedule_yaml.read_text()
     rebuilt = amc.load_pruned(UserNet(), tmp_path / "final")

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from amc.cli.main import main
 
+SMOKE = str(Path(__file__).resolve().parent.parent / "configs" / "smoke.yaml")
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "amc.cli.main", *args], capture_output=True, text=True, timeout=300)
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "amc.cli.main", *args], capture_output=True, text=True, timeout=300,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture) -> None:
@@ -55,3 +63,58 @@ def test_bad_input_is_one_paragraph_exit_2(args: list[str], message: str) -> Non
     assert result.returncode == 2
     assert message in " ".join(result.stderr.split())
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "key", "value", "close"),
+    [
+        (["--set", "search.method=netadpat"], "search.method", "netadpat", "netadapt"),
+        (["--method", "sensitivty"], "search.method", "sensitivty", "sensitivity"),
+        (["--set", "search.reward=error_logcost"], "search.reward", "error_logcost", "error_log_cost"),
+        (["--executor", "rey"], "search.executor", "rey", "ray"),
+        (["--set", "agent.algorithm=td4"], "agent.algorithm", "td4", "td3"),
+        (["--set", "search.selection=lstq"], "search.selection", "lstq", "lstsq"),
+        (["--cost-model", "rooflin:rpi4-a72"], "cost.model", "rooflin:rpi4-a72", "roofline:rpi4-a72"),
+        (["--cost-model", "roofline:rpi4-a27"], "cost.model", "roofline:rpi4-a27", "rpi4-a72"),
+        (["--set", "search.netadapt_step=0.1"], "search.netadapt_step", "moved to", "search.netadapt.step"),
+    ],
+)
+def test_a_bad_config_value_fails_fast_before_any_work(
+    tmp_path: Path, args: list[str], key: str, value: str, close: str
+) -> None:
+    cache, out = tmp_path / "cache", tmp_path / "run"
+    cache.mkdir()
+    start = time.monotonic()
+    result = run_cli("search", "--config", SMOKE, *args, "--out", str(out), env={"AMC_CACHE": str(cache)})
+    elapsed = time.monotonic() - start
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 2, result.stderr
+    assert message.startswith("amc: error: ") and "Traceback" not in result.stderr
+    assert key in message and value in message and close in message
+    if value != "moved to":
+        assert f"Did you mean '{close}" in message
+    assert not out.exists() and not any(cache.iterdir())  # no run folder, no checkpoint, no LUT
+    assert elapsed < 10, f"{elapsed:.1f} s: the config is read after something heavy"  # about 0.15 s when idle
+
+
+def test_search_reads_its_config_before_importing_torch() -> None:
+    code = (
+        "import sys; from amc.cli.main import main; "
+        f"code = main(['search', '--config', {SMOKE!r}, '--set', 'search.workers=0']); "
+        "print(code, [name for name in ('torch', 'stable_baselines3', 'amc.search.methods') if name in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.stdout.split("\n")[-2] == "2 []", result.stdout + result.stderr
+    assert "search.workers is 0; it must be at least 1" in " ".join(result.stderr.split())
+
+
+def test_search_help_still_describes_every_method(capsys: pytest.CaptureFixture) -> None:
+    from amc.config import SEARCH_METHODS
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["search", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--set SECTION.KEY=VALUE" in out and "Optuna TPE" in out
+    for method in SEARCH_METHODS:
+        assert f"\n  {method} " in out, method

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import torch
 
-from amc.checkpoints import load_weights, save_checkpoint
+from amc.training.checkpoints import load_weights, save_checkpoint
 from amc.models import create_model
-from amc.training import TrainSettings, evaluate, train
+from amc.training.loop import TrainSettings, accuracy_on, train
 
 
 def test_training_learns_the_synthetic_task(synthetic_bundle) -> None:
     torch.manual_seed(0)
     model = create_model("tiny")
-    before = evaluate(model, synthetic_bundle.search_val).top1
+    before = accuracy_on(model, synthetic_bundle.search_val).top1
     result = train(
         model,
         synthetic_bundle.train,

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
-from amc.search.methods import run_search
-from amc.search.task import build_task
 
 DEMO_SETTINGS = {
     "experiment.name": "demo",
@@ -43,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {key: value for key, value in DEMO_SETTINGS.items()})
+    # torch, stable-baselines3 and the search code load only now, after the config has been checked.
+    from amc.problem import build_task
+    from amc.search.methods import run_search
+
     if args.out.joinpath("episodes.csv").exists() and not args.resume:
         print(f"{args.out} holds an earlier demo: continuing it (delete the folder to start over)")
         args.resume = True

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
-from amc.evaluate import LatencySettings, evaluate_schedule, finetune_settings, schedule_source
-from amc.search.task import build_task
+from amc.deliver.evaluate import LatencySettings, evaluate_schedule, finetune_settings, schedule_source
+from amc.problem import build_task
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

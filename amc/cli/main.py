@@ -23,32 +23,38 @@ Typical flow:  amc train -> amc lut build -> amc search -> amc evaluate -> amc c
 """
 
 # Each module defines `register(subparsers)`, which adds its subcommand and sets `func` to its handler.
-COMMAND_MODULES = (
-    "amc.cli.list_cmd",
-    "amc.cli.inspect_cmd",
-    "amc.cli.lut_cmd",
-    "amc.cli.train_cmd",
-    "amc.cli.search_cmd",
-    "amc.cli.demo_cmd",
-    "amc.cli.prune_cmd",
-    "amc.cli.schedule_cmd",
-    "amc.cli.evaluate_cmd",
-    "amc.cli.compare_cmd",
-)
+COMMANDS = {
+    "list": "amc.cli.list_cmd",
+    "inspect": "amc.cli.inspect_cmd",
+    "lut": "amc.cli.lut_cmd",
+    "train": "amc.cli.train_cmd",
+    "search": "amc.cli.search_cmd",
+    "demo": "amc.cli.demo_cmd",
+    "prune": "amc.cli.prune_cmd",
+    "schedule": "amc.cli.schedule_cmd",
+    "evaluate": "amc.cli.evaluate_cmd",
+    "compare": "amc.cli.compare_cmd",
+}
+COMMAND_MODULES = tuple(COMMANDS.values())
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `amc` parser: every subcommand, or only `command` (then only its module is imported: a command that
+    does not need torch does not wait for it, and `amc search` reads its config before loading anything heavy)."""
     parser = argparse.ArgumentParser(
         prog="amc", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for name, module_name in COMMANDS.items():
+        if command is None or name == command:
+            importlib.import_module(module_name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    # `amc` itself takes no option but --help, so a command is the first word or there is none.
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

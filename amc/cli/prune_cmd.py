@@ -9,18 +9,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from amc.checkpoints import load_checkpoint
 from amc.cli.args import input_size
 from amc.config import DataSection
+from amc.deliver.export import export
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
-from amc.pruning import Strategy, StrategyMetadata, adaptive_bn_, thin_with_report
+from amc.pruning import Strategy, StrategyMetadata, prune_network
 from amc.pruning.calibration import Batches
-from amc.pruning.export import export_onnx, save_thinned
-from amc.pruning.finegrained import apply_masks_, magnitude_masks, remove_masks_
 from amc.pruning.selection import SELECTORS
-from amc.schedule import Schedule, load_schedule, save_schedule
+from amc.schedule import Schedule, load_schedule
+from amc.training.checkpoints import load_checkpoint
 from hwmodel.lut.backends import TorchBackend
 
 
@@ -30,10 +29,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="apply a strategy: write the thinned model, its ONNX export and schedule; compare speed",
         description=(
             "Remove channels for real: coupled layers (residual adds, depthwise convs, concatenations) keep one "
-            "shared set of channels, BatchNorms and following layers are sliced to match. Writes DIR/model.pt + "
-            "DIR/architecture.json (reload with amc.pruning.export.load_thinned), DIR/model.onnx (checked against "
-            "ONNX Runtime), DIR/strategy.json and DIR/schedule.yaml (Distiller), and prints MACs, params and "
-            "batch-1 CPU latency before and after."
+            "shared set of channels, BatchNorms and following layers are sliced to match. Writes the folder "
+            "layout amc evaluate and amc.export write: DIR/model.pt, DIR/architecture.json (reload with "
+            "amc.pruning.load_thinned, or amc.load_pruned on the base model), DIR/schedule.json, DIR/schedule.yaml "
+            "(Distiller) and DIR/model.onnx (checked against ONNX Runtime), and prints MACs, params and batch-1 "
+            "CPU latency before and after."
         ),
     )
     parser.add_argument("model", help="model name (resnet20, torchvision:resnet50, ...); see `amc list models`")
@@ -80,13 +80,12 @@ def run(args: argparse.Namespace) -> int:
     schedule = _schedule(args, table, meta)
     strategy = schedule.strategy or Strategy.uniform(table, 1.0)
     source = _calibration_source(args)
-    result = thin_with_report(
-        model,
-        table,
-        strategy.kept_channels(table),
-        selection=args.selection,
+    densities = schedule.densities.densities if schedule.densities else None
+    result = prune_network(
+        model, table, strategy.kept_channels(table), densities, selection=args.selection,
         calibration=source() if source and args.selection.startswith("lstsq") else None,
-    )
+        bn_images=source() if source and args.adaptive_bn else None, bn_count=args.adaptive_bn,
+    )  # fmt: skip
     thinned = result.model
     if result.reconstruction and result.reconstruction.layers:
         report = result.reconstruction
@@ -95,27 +94,21 @@ def run(args: argparse.Namespace) -> int:
             f"{report.seconds:.1f} s ({report.seconds_per_layer:.3f} s per layer, "
             f"{report.fit_seconds_per_layer:.3f} s of it sampling and solving)"
         )
-    if schedule.densities:
-        masks = magnitude_masks(thinned, {n: 1.0 - d for n, d in schedule.densities.densities.items()})
-        remove_masks_(apply_masks_(thinned, masks))
-        print(f"element-wise masks applied to {len(masks)} layers (zeros kept in the weights; no speed-up on CPU)")
+    if result.masked_layers:
+        print(
+            f"element-wise masks applied to {result.masked_layers} layers (zeros kept in the weights; no speed-up "
+            "on CPU)"
+        )
     if args.adaptive_bn:
-        adaptive_bn_(thinned, source(), args.adaptive_bn)  # type: ignore[misc]
         print(f"BatchNorm statistics re-estimated on {args.adaptive_bn} training images")
-    files = save_thinned(
-        thinned,
-        args.out,
-        args.model,
-        size[0],
-        table.layers[-1].spec.out_channels,
-        {"input_size": list(size), "checkpoint": str(args.checkpoint or "")},
-    )
-    strategy.save(args.out / "strategy.json")
-    save_schedule(Schedule(strategy, schedule.densities), args.out / "schedule.yaml")
-    print(f"wrote {files.weights}, {files.architecture}, strategy.json, schedule.yaml")
-    if not args.no_onnx:
-        check = export_onnx(thinned, args.out / "model.onnx", size)
-        print(f"wrote {check.path} (ONNX checker ok; ONNX Runtime vs PyTorch max |diff| {check.max_abs_diff:.1e})")
+    files = export(
+        thinned, args.out, Schedule(strategy, schedule.densities), size, args.model, onnx=not args.no_onnx,
+        extra={"checkpoint": str(args.checkpoint or "")},
+    )  # fmt: skip
+    written = [files.weights, files.architecture, files.schedule_json, files.schedule_yaml]
+    print("wrote " + ", ".join(str(path) for path in written if path is not None))
+    if files.onnx is not None:
+        print(f"wrote {files.onnx} (ONNX checker ok; ONNX Runtime vs PyTorch max |diff| {files.onnx_max_abs_diff:.1e})")
     print(_comparison(model, thinned, table, size, args.repeats))
     return 0
 

@@ -7,12 +7,10 @@ import signal
 from pathlib import Path
 
 from amc.cli.common import add_config_arguments, config_from_args
-from amc.search.methods import METHODS, run_search
-from amc.search.task import build_task
+from amc.config import EXECUTORS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    methods = "\n".join(f"  {name:<12} {description}" for name, (_, description) in METHODS.items())
     parser = subparsers.add_parser(
         "search",
         help="search per-layer pruning ratios under a budget (AMC agent or a baseline)",
@@ -21,10 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "budget.value in the cost model's unit) and score best on search-val. Writes a run folder: config.yaml, "
             "episodes.csv, best_strategy.json, best_schedule.yaml (Distiller), summary.json, plots/, and for AMC the "
             "agent checkpoint and TensorBoard logs. Ctrl-C or kill loses at most the episode in flight; --resume "
-            f"continues.\n\nmethods:\n{methods}"
+            "continues. The config is checked before anything is loaded, trained or measured."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
+    parser.add_argument("-h", "--help", action=HelpWithMethods, help="show this help message and exit")
     add_config_arguments(parser)
     parser.add_argument("--method", help="search method (search.method; default amc)")
     parser.add_argument("--out", type=Path, help="run folder (default runs/<experiment.name>-<method>)")
@@ -34,9 +34,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cost-model", help="cost model (cost.model), e.g. lut:auto, macs, roofline:rpi4-a72")
     parser.add_argument("--policy", help="a trained agent checkpoint (agent.pt) to run greedily (agent.policy)")
     parser.add_argument("--workers", type=int, help="score independent candidates on N workers (search.workers)")
-    parser.add_argument("--executor", choices=("local", "ray"), help="local processes or Ray (search.executor)")
+    parser.add_argument("--executor", help=f"where candidates are scored: {' or '.join(EXECUTORS)} (search.executor)")
     parser.add_argument("--ray-address", help="a Ray cluster to join, e.g. ray://head:10001 (search.ray_address)")
     parser.set_defaults(func=run)
+
+
+class HelpWithMethods(argparse.Action):
+    """--help that ends with the search methods and what each does: their descriptions live with the search code
+    (torch, stable-baselines3), loaded only when help is asked for, so a search reads its config first."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: object, values: object, option: str | None = None
+    ) -> None:
+        from amc.search.methods import METHODS
+
+        parser.epilog = "methods:\n" + "\n".join(f"  {name:<12} {text}" for name, (_, text) in METHODS.items())
+        parser.print_help()
+        parser.exit()
 
 
 def terminate_as_interrupt() -> None:
@@ -54,6 +71,10 @@ def run(args: argparse.Namespace) -> int:
         "cost.model": args.cost_model, "agent.policy": args.policy, "search.workers": args.workers,
         "search.executor": args.executor, "search.ray_address": args.ray_address,
     })  # fmt: skip
+    # torch, stable-baselines3 and the search code load only now, after the config has been checked.
+    from amc.problem import build_task
+    from amc.search.methods import run_search
+
     out = args.out or Path("runs") / f"{config.experiment.name}-{config.search.method}"
     terminate_as_interrupt()
     task = build_task(config, progress=not args.no_progress)

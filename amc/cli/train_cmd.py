@@ -9,9 +9,9 @@ from typing import cast
 
 import torch
 
-from amc.checkpoints import base_checkpoint_path
+from amc.training.checkpoints import base_checkpoint_path
 from amc.cli.common import add_config_arguments, config_from_args
-from amc.experiment import checkpoint_path, load_data, train_base_model
+from amc.training.base_model import checkpoint_path, load_data, train_base_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

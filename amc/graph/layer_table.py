@@ -109,24 +109,24 @@ class LayerTable:
         out_group = self.layer(layer_name).out_group
         return None if out_group is None else self.groups[out_group]
 
+    def layer_channels(self, index: int, kept: Mapping[int, int]) -> tuple[int, int]:
+        """(in, out) channels of layer `index` when group g keeps kept[g] channels (absent: unpruned).
+
+        The one place that knows how kept channels set a layer's shape: a depthwise conv follows its group on both
+        sides (times its channel multiplier); any other layer's outputs are its group's, and its inputs are the
+        fixed ones plus each feeding group's count times its multiplier (a flatten before a linear layer)."""
+        layer = self.layers[index]
+        spec = layer.spec
+        if spec.op == "dwconv" and layer.out_group is not None:
+            channels = kept.get(layer.out_group, self.groups[layer.out_group].channels)
+            return channels, channels * (spec.out_channels // spec.in_channels)
+        out = spec.out_channels if layer.out_group is None else kept.get(layer.out_group, spec.out_channels)
+        fed = sum(multiplier * kept.get(group, self.groups[group].channels) for group, multiplier in layer.in_sources)
+        return layer.in_fixed + fed, out
+
     def channel_counts(self, kept: Mapping[int, int]) -> list[tuple[int, int]]:
         """(in, out) channels of every layer when group g keeps kept[g] channels (absent: unpruned)."""
-        counts = []
-        for layer in self.layers:
-            if layer.spec.op == "dwconv" and layer.out_group is not None:
-                channels = kept.get(layer.out_group, self.groups[layer.out_group].channels)
-                counts.append((channels, channels * (layer.spec.out_channels // layer.spec.in_channels)))
-                continue
-            out = (
-                layer.spec.out_channels
-                if layer.out_group is None
-                else kept.get(layer.out_group, layer.spec.out_channels)
-            )
-            in_channels = layer.in_fixed + sum(
-                multiplier * kept.get(group, self.groups[group].channels) for group, multiplier in layer.in_sources
-            )
-            counts.append((in_channels, out))
-        return counts
+        return [self.layer_channels(layer.index, kept) for layer in self.layers]
 
     def specs(self, kept: Mapping[int, int] | None = None) -> list[LayerSpec]:
         """LayerSpecs of the pruned variant where group g keeps kept[g] output channels."""

@@ -1,6 +1,7 @@
 """Apply a strategy: physically thinner networks, channel selection, adaptive BN, fine-grained masks, export."""
 
 from amc.pruning.adaptive_bn import adaptive_bn_
+from amc.pruning.apply import PrunedNetwork, prune_network
 from amc.pruning.export import export_onnx, load_thinned, save_thinned
 from amc.pruning.finegrained import (
     LayerDensities,
@@ -22,6 +23,7 @@ __all__ = [
     "LayerKeep",
     "LeastSquares",
     "NormSelector",
+    "PrunedNetwork",
     "PruningError",
     "ReconstructionReport",
     "Strategy",
@@ -34,6 +36,7 @@ __all__ = [
     "load_thinned",
     "magnitude_masks",
     "mask_densities",
+    "prune_network",
     "remove_masks_",
     "round_channels",
     "save_thinned",

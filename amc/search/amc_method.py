@@ -1,4 +1,4 @@
-"""The AMC search: a stable-baselines3 agent driving the channel-pruning env, one episode per strategy.
+"""The AMC search: a stable-baselines3 agent driving the pruning env over the task's problem, one episode per strategy.
 
 Episode bookkeeping, best-strategy tracking, progress and checkpoints are a `BaseCallback`. The agent's whole
 state is checkpointed after each episode's updates, so a killed run loses at most the episode in flight and
@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from amc.agents import load_agent_state, load_policy_weights, make_agent, read_agent_state, save_agent_state
 from amc.errors import UserError
+from amc.problem import Outcome, Task
 from amc.search.result import SearchResult, finish_search
 from amc.search.run_folder import EpisodeRow, RunFolder
-from amc.search.task import SearchTask
 from envs import ChannelPruningEnv
 
 AGENT_FILE = "agent.pt"
@@ -28,10 +28,11 @@ AGENT_FILE = "agent.pt"
 class EpisodeCallback(BaseCallback):
     """Records each finished episode in the run folder, shows progress, checkpoints the agent between episodes."""
 
-    def __init__(self, folder: RunFolder, episodes_done: int, total: int, checkpoint: Callable[[int], None],
-                 progress: bool) -> None:  # fmt: skip
+    def __init__(self, folder: RunFolder, budget: float, episodes_done: int, total: int,
+                 checkpoint: Callable[[int], None], progress: bool) -> None:  # fmt: skip
         super().__init__()
         self.folder = folder
+        self.budget = budget
         self.episodes_done = episodes_done
         self.checkpointed = episodes_done
         self.checkpoint = checkpoint
@@ -54,14 +55,14 @@ class EpisodeCallback(BaseCallback):
     def _on_step(self) -> bool:
         if not self.locals["dones"][0]:
             return True
-        info = self.locals["infos"][0]
+        outcome: Outcome = self.locals["infos"][0]["outcome"]
         self.episodes_done += 1
-        timings = {**info["timings"], "agent_s": self.agent_seconds}
+        timings = {**outcome.timings, "agent_s": self.agent_seconds}
         row = EpisodeRow(
-            self.episodes_done, float(self.locals["rewards"][0]), info["accuracy"], info["cost"], info["budget"],
-            info["keep_ratios"], time.perf_counter() - self.episode_start + self.agent_seconds, timings,
+            self.episodes_done, float(self.locals["rewards"][0]), outcome.accuracy, outcome.cost, self.budget,
+            list(outcome.keep_ratios), time.perf_counter() - self.episode_start + self.agent_seconds, timings,
         )  # fmt: skip
-        self.folder.append(row, info["strategy"])
+        self.folder.append(row, outcome.result)
         for key in ("accuracy", "cost", "reward"):
             self.logger.record(f"search/{key}", getattr(row, key))
         best = self.folder.best_row
@@ -78,15 +79,15 @@ class EpisodeCallback(BaseCallback):
 
 
 def run_amc(
-    task: SearchTask, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
+    task: Task, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> SearchResult:
-    config = task.config
-    env = ChannelPruningEnv(**task.env_kwargs())
-    steps = len(env.order)
+    config, problem = task.config, task.problem
+    env = ChannelPruningEnv(problem)
+    steps = len(problem.order)
     agent_path = out / "agent" / AGENT_FILE
     state = read_agent_state(agent_path) if resume and agent_path.exists() else None
     done = int(state["episodes"]) if state else 0
-    folder = RunFolder.create(out, config, env.unit_names, resume, keep_rows=done)
+    folder = RunFolder.create(out, config, problem.names, resume, keep_rows=done)
     folder.restore_best()
     agent = make_agent(env, config.agent, steps, config.experiment.seed, out / "tensorboard")
     if state:
@@ -94,25 +95,25 @@ def run_amc(
         log(f"resuming {out} after episode {done}")
     start = time.perf_counter()
     if config.agent.policy:
-        _run_greedy(agent, env, folder, Path(config.agent.policy), config.search.episodes, progress)
+        _run_greedy(agent, env, folder, problem.budget.value, Path(config.agent.policy), config.search.episodes, progress)
     else:
-        _learn(agent, folder, done, config.search.episodes, steps, agent_path, progress)
-    return finish_search(task, folder, env.budget, time.perf_counter() - start, log=log)
+        _learn(agent, folder, problem.budget.value, done, config.search.episodes, steps, agent_path, progress)
+    return finish_search(task, folder, time.perf_counter() - start, log=log)
 
 
-def _learn(agent: OffPolicyAlgorithm, folder: RunFolder, done: int, episodes: int, steps: int, agent_path: Path,
-           progress: bool) -> None:  # fmt: skip
+def _learn(agent: OffPolicyAlgorithm, folder: RunFolder, budget: float, done: int, episodes: int, steps: int,
+           agent_path: Path, progress: bool) -> None:  # fmt: skip
     def checkpoint(count: int) -> None:
         save_agent_state(agent, agent_path, count)
 
-    callback = EpisodeCallback(folder, done, episodes, checkpoint, progress)
+    callback = EpisodeCallback(folder, budget, done, episodes, checkpoint, progress)
     remaining = (episodes - done) * steps
     if remaining > 0:
         agent.learn(remaining, callback=callback, log_interval=1, tb_log_name="agent", reset_num_timesteps=done == 0)
 
 
-def _run_greedy(agent: OffPolicyAlgorithm, env: ChannelPruningEnv, folder: RunFolder, policy: Path, episodes: int,
-                progress: bool) -> None:  # fmt: skip
+def _run_greedy(agent: OffPolicyAlgorithm, env: ChannelPruningEnv, folder: RunFolder, budget: float, policy: Path,
+                episodes: int, progress: bool) -> None:  # fmt: skip
     """Run a trained actor without exploration or learning (a learned policy on a new model or budget)."""
     if not policy.exists():
         raise UserError(
@@ -127,8 +128,9 @@ def _run_greedy(agent: OffPolicyAlgorithm, env: ChannelPruningEnv, folder: RunFo
             obs, reward, terminated, _, info = env.step(action)
             if terminated:
                 break
+        outcome: Outcome = info["outcome"]
         folder.append(
-            EpisodeRow(episode, reward, info["accuracy"], info["cost"], info["budget"], info["keep_ratios"],
-                       time.perf_counter() - tick, info["timings"]),
-            info["strategy"],
+            EpisodeRow(episode, reward, outcome.accuracy, outcome.cost, budget,
+                       list(outcome.keep_ratios), time.perf_counter() - tick, outcome.timings),
+            outcome.result,
         )  # fmt: skip

@@ -12,11 +12,10 @@ from pathlib import Path
 
 from torch import nn
 
-from amc.checkpoints import cache_dir
 from amc.config import ExperimentConfig
 from amc.graph import LayerTable
+from amc.training.checkpoints import cache_dir
 from hwmodel import CostModel, create_cost_model
-from hwmodel.lut import LutCostModel
 from hwmodel.lut.fingerprint import TIMING_METHOD
 
 AUTO_LUT = "lut:auto"
@@ -52,8 +51,6 @@ def make_cost_model(
 
 
 def bound_to(cost_model: CostModel, table: LayerTable) -> CostModel:
-    """A measured LUT (also one under a sparse: wrapper) prices layers with the calibrated scale of this network."""
-    for model in (cost_model, getattr(cost_model, "base", None)):
-        if isinstance(model, LutCostModel):
-            model.bind(table.specs())
-    return cost_model
+    """The cost model priced for this network (a measured LUT, also one under a sparse: wrapper, with the network's
+    calibrated scale); `cost_model` itself is left as it was."""
+    return cost_model.bind(table.specs())

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from amc.errors import UserError
+from amc.problem import Task
 from amc.search.amc_method import run_amc
 from amc.search.baselines import run_bayes, run_random, run_sensitivity, run_uniform
 from amc.search.netadapt import run_netadapt
 from amc.search.result import SearchResult
-from amc.search.task import SearchTask
 
 SearchMethod = Callable[..., SearchResult]
 
@@ -30,6 +30,6 @@ def get_method(name: str) -> SearchMethod:
     return METHODS[name][0]
 
 
-def run_search(task: SearchTask, out: Path, resume: bool = False, progress: bool = True,
+def run_search(task: Task, out: Path, resume: bool = False, progress: bool = True,
                log: Callable[[str], None] = print) -> SearchResult:  # fmt: skip
     return get_method(task.config.search.method)(task, out, resume=resume, progress=progress, log=log)

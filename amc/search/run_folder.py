@@ -2,7 +2,7 @@
 
     config.yaml          the resolved config, as run
     episodes.csv         one row per episode / trial / candidate: keep ratios, cost, accuracy, reward, times
-    best_strategy.json   the best strategy found so far (rewritten atomically on improvement); element-wise
+    best_strategy.json   the best strategy within the budget so far (rewritten atomically on improvement); element-wise
                          searches write best_densities.json (per-layer weight densities) instead
     best_schedule.yaml   the same as a Distiller-style schedule
     summary.json         dense vs best: cost, measured latency, search-val accuracy, wall time
@@ -25,14 +25,13 @@ from typing import Any
 from amc.config import ExperimentConfig, save_config
 from amc.errors import UserError
 from amc.io import atomic_write_json, atomic_write_text
+from amc.problem import Result
 from amc.pruning import LayerDensities, Strategy
 from amc.schedule import save_schedule
 
-BestResult = Strategy | LayerDensities
-"""A channel strategy, or per-layer weight densities (granularity "element")."""
 BEST_FILES = {Strategy: "best_strategy.json", LayerDensities: "best_densities.json"}
 
-BASE_COLUMNS = ("episode", "reward", "accuracy", "cost", "budget", "wall_s", "eval_s", "prune_s", "cost_s", "agent_s")
+BASE_COLUMNS = ("episode", "reward", "accuracy", "cost", "budget", "wall_s", "eval_s", "prune_s", "tune_s", "cost_s", "agent_s")
 
 
 @dataclass
@@ -64,13 +63,13 @@ def _cell(value: Any) -> str:
 
 
 class RunFolder:
-    """Writes a search's outputs; `best` holds the best row and strategy seen (by reward)."""
+    """Writes a search's outputs; `best_row` and `best_result` are the best seen within the budget (by reward)."""
 
     def __init__(self, path: Path, layer_names: Sequence[str]) -> None:
         self.path = Path(path)
         self.columns = (*BASE_COLUMNS, *(f"keep:{name}" for name in layer_names))
         self.best_row: EpisodeRow | None = None
-        self.best_strategy: BestResult | None = None
+        self.best_result: Result | None = None
         self.rows_written = 0
 
     @classmethod
@@ -109,37 +108,45 @@ class RunFolder:
         atomic_write_text(self.path / "episodes.csv", buffer.getvalue())
         self.rows_written = len(rows)
 
-    def append(self, row: EpisodeRow, strategy: BestResult | None = None) -> bool:
+    def append(self, row: EpisodeRow, result: Result | None = None) -> bool:
         """Append one row (flushed to disk); returns True when it is the new best (and saves it)."""
         with (self.path / "episodes.csv").open("a", newline="") as handle:
             csv.writer(handle).writerow(row.as_csv(self.columns))
             handle.flush()
         self.rows_written += 1
         improved = self.best_row is None or row.reward > self.best_row.reward
-        if improved and strategy is not None:
+        if improved and result is not None:
             self.best_row = row
-            self.save_best(strategy)
+            self.save_best(result)
         return improved
 
-    def save_best(self, strategy: BestResult) -> None:
-        self.best_strategy = strategy
-        strategy.save(self.path / BEST_FILES[type(strategy)])
-        save_schedule(strategy, self.path / "best_schedule.yaml")
+    def save_best(self, result: Result) -> None:
+        self.best_result = result
+        result.save(self.path / BEST_FILES[type(result)])
+        save_schedule(result, self.path / "best_schedule.yaml")
 
     def restore_best(self) -> None:
-        """After a resume: the best row and strategy from what is already on disk."""
-        rows = self.read_rows()
+        """After a resume: the best row within the budget and the best result from what is already on disk
+        (rows over the budget, NetAdapt's intermediate candidates, never win)."""
         saved = [(kind, self.path / name) for kind, name in BEST_FILES.items() if (self.path / name).exists()]
+        rows = [row for row in self.episode_rows() if row.cost <= row.budget]
         if not rows or not saved:
             return
-        best = max(rows, key=lambda row: float(row["reward"]))
-        keeps = [float(best[column]) for column in self.columns[len(BASE_COLUMNS) :] if best.get(column)]
-        self.best_row = EpisodeRow(
-            int(best["episode"]), float(best["reward"]), float(best["accuracy"]), float(best["cost"]),
-            float(best["budget"]), keeps, float(best["wall_s"]),
-        )  # fmt: skip
+        self.best_row = max(rows, key=lambda row: row.reward)
         kind, path = saved[0]
-        self.best_strategy = Strategy.load(path) if kind is Strategy else LayerDensities.load(path)
+        self.best_result = Strategy.load(path) if kind is Strategy else LayerDensities.load(path)
+
+    def episode_rows(self) -> list[EpisodeRow]:
+        """The rows of episodes.csv as records (timings left out)."""
+        keep_columns = self.columns[len(BASE_COLUMNS) :]
+        return [
+            EpisodeRow(
+                int(row["episode"]), float(row["reward"]), float(row["accuracy"]), float(row["cost"]),
+                float(row["budget"]), [float(row[column]) for column in keep_columns if row.get(column)],
+                float(row["wall_s"]),
+            )  # fmt: skip
+            for row in self.read_rows()
+        ]
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.path / "summary.json", _finite(summary))

@@ -2,7 +2,6 @@
 
 from hwmodel.lut.fidelity import FidelityReport, fidelity_report, fit_affine, mape
 from hwmodel.lut.fingerprint import BACKENDS, device_fingerprint
-from hwmodel.lut.grid import channel_choices, layer_grid, nearest_choice, sums
 from hwmodel.lut.model import LutCostModel, check_device
 from hwmodel.lut.table import LUT_SCHEMA_VERSION, LatencyTable, NetworkOverhead, structure_key
 from hwmodel.lut.timing import Measurement, time_callable
@@ -15,15 +14,11 @@ __all__ = [
     "LutCostModel",
     "Measurement",
     "NetworkOverhead",
-    "channel_choices",
     "check_device",
     "device_fingerprint",
     "fidelity_report",
     "fit_affine",
-    "layer_grid",
     "mape",
-    "nearest_choice",
     "structure_key",
-    "sums",
     "time_callable",
 ]

@@ -1,7 +1,8 @@
 """`lut:<file>`: latency (ms) looked up in a measured table, with missing entries measured on demand.
 
 A network's latency is its calibrated scale x the sum of its layers' entries + its calibrated offset
-(`NetworkOverhead`); `bind` the model to the network it prices so that layer costs carry the scale.
+(`NetworkOverhead`); `bind(specs)` gives a model for the network it prices, whose layer costs carry that scale
+(the model bound is left as it was, and every binding shares its one table and file).
 
 The file is read once; a lookup is a dict hit. A spec that is not in the table is measured here and now (no
 interpolation across channel counts: latency is a staircase), added, and written back at most every
@@ -11,9 +12,11 @@ skip zeros (wrap the model in `sparse:` for hardware that does).
 
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,8 +57,24 @@ def check_device(table: LatencyTable, path: Path | str, allow_foreign: bool) -> 
     return True
 
 
+@dataclass
+class _Shared:
+    """What every binding of one LUT shares besides its table: the measuring backend (created on first use) and
+    the file's write-back state, so an entry one binding measured is saved by whichever binding flushes."""
+
+    backend: Backend | None = None
+    dirty: bool = False
+    saved_at: float = field(default_factory=time.monotonic)
+    measured_on_demand: int = 0
+
+
 class LutCostModel(CachedCostModel):
-    """Measured per-layer latency plus the calibrated per-network overhead of the network being priced."""
+    """Measured per-layer latency plus the calibrated per-network overhead of the network being priced.
+
+    Unbound, a layer costs its entry as timed alone; `bind(specs)` returns a model whose layer costs are scaled
+    for that network. Scale and offset are read from the table on every use, so `set_overhead` (on any binding)
+    takes effect everywhere at once.
+    """
 
     def __init__(
         self,
@@ -76,13 +95,9 @@ class LutCostModel(CachedCostModel):
         self.warmup = table.settings["warmup"] if warmup is None else warmup
         self.repeats = table.settings["repeats"] if repeats is None else repeats
         self.save_every_s = save_every_s
-        self.measured_on_demand = 0
-        self._backend: Backend | None = None
-        self._dirty = False
-        self._saved_at = time.monotonic()
-        self._overheads: dict[tuple[tuple[object, ...], ...], float] = {}
+        self._shared = _Shared()
         self._bound: str | None = None
-        self._scale = 1.0
+        self._keys: dict[tuple[tuple[object, ...], ...], str] = {}
 
     @classmethod
     def open(
@@ -111,23 +126,37 @@ class LutCostModel(CachedCostModel):
     @property
     def backend(self) -> Backend:
         """The measuring backend (imported and created on first use: torch / onnxruntime load only if needed)."""
-        if self._backend is None:
+        if self._shared.backend is None:
             from hwmodel.lut.backends import create_backend
 
-            self._backend = create_backend(
+            self._shared.backend = create_backend(
                 self.table.backend, self.table.settings["threads"], self.warmup, self.repeats
             )
-        return self._backend
+        return self._shared.backend
+
+    @property
+    def measured_on_demand(self) -> int:
+        """Entries measured on this machine since the LUT was opened (by any of its bindings)."""
+        return self._shared.measured_on_demand
+
+    @property
+    def scale(self) -> float:
+        """The calibrated scale of the network this model is bound to (1 unbound or uncalibrated)."""
+        overhead = self.table.overheads.get(self._bound) if self._bound is not None else None
+        return overhead.scale if overhead else 1.0
 
     def bind(self, specs: Sequence[LayerSpec]) -> LutCostModel:
-        """Price layers as they run inside the network whose (any variant's) specs are `specs`: each entry times
-        that network's calibrated scale, so a layer sum plus the offset is that network's latency."""
-        self._bound = structure_key(specs)
-        overhead = self.table.overheads.get(self._bound)
-        self._scale = overhead.scale if overhead else 1.0
-        self._cache.clear()
-        self._overheads.clear()
-        return self
+        """A model pricing layers as they run inside the network whose (any variant's) specs are `specs`: each
+        entry times that network's calibrated scale, so a layer sum plus the offset is that network's latency.
+
+        The new model shares this one's table, file and backend (what it measures lands in the one table) and has
+        its own caches; this model is left as it was.
+        """
+        bound = copy.copy(self)
+        bound._cache = {}
+        bound._keys = {}
+        bound._bound = structure_key(specs)
+        return bound
 
     def entry_ms(self, spec: LayerSpec) -> float:
         """The layer timed alone (measured now if missing): the table's number, without any network's scale."""
@@ -138,7 +167,11 @@ class LutCostModel(CachedCostModel):
         return entry.median_ms
 
     def _price(self, spec: LayerSpec) -> float:
-        return self._scale * self.entry_ms(spec)
+        return self.entry_ms(spec)
+
+    def layer_cost(self, spec: LayerSpec) -> float:
+        """The layer's entry (cached) times the bound network's scale."""
+        return self.scale * super().layer_cost(spec)
 
     def _check_measurable_here(self, spec: LayerSpec) -> None:
         if not self.measure_missing or self.foreign:
@@ -153,9 +186,9 @@ class LutCostModel(CachedCostModel):
         self._check_measurable_here(spec)
         measurement = self.backend.measure_layer(spec)
         self.table.add(spec, measurement)
-        self.measured_on_demand += 1
-        self._dirty = True
-        if time.monotonic() - self._saved_at >= self.save_every_s:
+        self._shared.measured_on_demand += 1
+        self._shared.dirty = True
+        if time.monotonic() - self._shared.saved_at >= self.save_every_s:
             self.flush()
         return measurement
 
@@ -174,46 +207,42 @@ class LutCostModel(CachedCostModel):
             timers = [self.backend.layer_timer(spec) for spec in chunk]
             for spec, measurement in zip(chunk, interleaved(timers, self.repeats, rounds)):
                 self.table.add(spec, measurement)
-            self._dirty = True
-            if time.monotonic() - self._saved_at >= self.save_every_s:
+            self._shared.dirty = True
+            if time.monotonic() - self._shared.saved_at >= self.save_every_s:
                 self.flush()
             if done:
                 done(len(chunk))
 
     def flush(self) -> None:
         """Write entries measured since the last save back to the file (atomically)."""
-        if self._dirty and self.path is not None:
+        if self._shared.dirty and self.path is not None:
             self.table.save(self.path)
-            self._dirty = False
-        self._saved_at = time.monotonic()
+            self._shared.dirty = False
+        self._shared.saved_at = time.monotonic()
 
-    def overhead_ms(self, specs: Sequence[LayerSpec]) -> float:
-        """The calibrated offset of this network's structure (0 if it was never calibrated).
+    def network_overhead(self, specs: Sequence[LayerSpec]) -> float:
+        """The calibrated offset (ms) of this network's structure (0 if it was never calibrated).
 
         Raises if that network was calibrated with a scale but this model is not bound to it: the layer costs
         would be the wrong ones for the offset.
         """
         structure = structure_of(specs)
-        offset = self._overheads.get(structure)
-        if offset is None:
-            key = structure_key(specs)
-            overhead = self.table.overheads.get(key)
-            if overhead and overhead.scale != 1.0 and self._bound != key:
-                raise HwModelError(
-                    f"LUT {self.path}: {overhead.model} is calibrated as {overhead.scale:.3f} x layer sum + "
-                    f"{overhead.offset_ms:+.3f} ms, but this cost model prices layers for another network.",
-                    fix="bind the LUT cost model to the network first: lut.bind(layer_table.specs()).",
-                )
-            offset = self._overheads[structure] = overhead.offset_ms if overhead else 0.0
-        return offset
+        key = self._keys.get(structure)
+        if key is None:
+            key = self._keys[structure] = structure_key(specs)
+        overhead = self.table.overheads.get(key)
+        if overhead is None:
+            return 0.0
+        if overhead.scale != 1.0 and self._bound != key:
+            raise HwModelError(
+                f"LUT {self.path}: {overhead.model} is calibrated as {overhead.scale:.3f} x layer sum + "
+                f"{overhead.offset_ms:+.3f} ms, but this cost model prices layers for another network.",
+                fix="price it with the LUT bound to the network: lut.bind(layer_table.specs()).",
+            )
+        return overhead.offset_ms
 
     def set_overhead(self, specs: Sequence[LayerSpec], overhead: NetworkOverhead) -> None:
-        """Record the overhead fitted for the network whose (any variant's) specs are `specs`."""
+        """Record the overhead fitted for the network whose (any variant's) specs are `specs` (in the shared table:
+        every binding to that network prices with it from now on)."""
         self.table.overheads[structure_key(specs)] = overhead
-        self._overheads.clear()
-        self._dirty = True
-        if self._bound == structure_key(specs):
-            self.bind(specs)
-
-    def network_cost(self, specs: Sequence[LayerSpec]) -> float:
-        return super().network_cost(specs) + self.overhead_ms(specs)
+        self._shared.dirty = True

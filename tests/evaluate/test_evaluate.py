@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import amc.training
+import amc.training.loop
 from amc.cli.main import main
-from amc.evaluate import EVALUATION_FILE, read_evaluation
+from amc.deliver.evaluate import EVALUATION_FILE, read_evaluation
 from amc.pruning import load_thinned
 from tests.evaluate.conftest import smoke_search
 
@@ -44,7 +44,7 @@ def test_interrupted_fine_tuning_resumes_to_the_same_network(smoke_run: Path, tm
     straight = tmp_path / "straight"
     assert evaluate(smoke_run, straight, "--finetune-epochs", "2", "--no-onnx") == 0
 
-    run_epoch = amc.training._run_epoch
+    run_epoch = amc.training.loop._run_epoch
     calls = {"n": 0}
 
     def killed_in_second_epoch(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -54,10 +54,10 @@ def test_interrupted_fine_tuning_resumes_to_the_same_network(smoke_run: Path, tm
         return run_epoch(*args, **kwargs)
 
     resumed = tmp_path / "resumed"
-    monkeypatch.setattr(amc.training, "_run_epoch", killed_in_second_epoch)
+    monkeypatch.setattr(amc.training.loop, "_run_epoch", killed_in_second_epoch)
     assert evaluate(smoke_run, resumed, "--finetune-epochs", "2", "--no-onnx") == 130  # as after Ctrl-C
     assert not (resumed / EVALUATION_FILE).exists()
-    monkeypatch.setattr(amc.training, "_run_epoch", run_epoch)
+    monkeypatch.setattr(amc.training.loop, "_run_epoch", run_epoch)
     assert evaluate(smoke_run, resumed, "--finetune-epochs", "2", "--no-onnx") == 0
 
     first, second = read_evaluation(straight), read_evaluation(resumed)

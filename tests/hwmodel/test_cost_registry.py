@@ -9,7 +9,7 @@ import pytest
 
 from hwmodel.base import CostModel
 from hwmodel.errors import HwModelError
-from hwmodel.registry import create_cost_model, list_cost_models
+from hwmodel.registry import check_cost_model, create_cost_model, list_cost_models
 from hwmodel.spec import LayerSpec
 
 SPEC = LayerSpec("conv", 16, 32, kernel=3, padding=1, in_hw=16, fused=("bn", "relu"))
@@ -47,6 +47,8 @@ def test_every_listed_model_prices_a_layer(name):
     cost = model.layer_cost(SPEC)
     assert cost > 0 and model.layer_cost(SPEC) == cost
     assert model.network_cost([SPEC, SPEC]) == pytest.approx(2 * cost)
+    assert model.network_overhead([SPEC, SPEC]) == 0.0  # no calibrated per-network constant
+    assert model.bind([SPEC, SPEC]) is model  # prices do not depend on the network
 
 
 def test_macs_and_params_are_the_spec_counts():
@@ -63,26 +65,52 @@ def test_options_reach_the_model():
     assert energy.table.unit_pj == 1.0 and energy.systolic.array.rows == 12  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(
-    ("name", "options", "mentions"),
-    [
-        ("flops", {}, "unknown cost model"),
-        ("roofline:no-such-device", {}, "no-such-device"),
-        ("roofline:", {}, "needs a name"),
-        ("roofline:scalesim-32x32", {}, "systolic profile"),
-        ("systolic:rpi4-a72", {}, "roofline profile"),
-        ("systolic:scalesim-32x32", {"dataflow": "rs"}, "dataflow"),
-        ("energy:joules", {}, "unknown energy preset"),
-        ("macs", {"dataflow": "os"}, "takes no option"),
-        ("sparse:macs", {"efficiency": 2.0}, "efficiency"),
-        ("lut:/no/such/file.json", {}, "does not exist"),
-    ],
-)
+BAD_NAMES = [
+    ("flops", {}, "unknown cost model"),
+    ("roofline:no-such-device", {}, "no-such-device"),
+    ("roofline:", {}, "needs a name"),
+    ("roofline:scalesim-32x32", {}, "systolic profile"),
+    ("systolic:rpi4-a72", {}, "roofline profile"),
+    ("systolic:scalesim-32x32", {"dataflow": "rs"}, "dataflow"),
+    ("energy:joules", {}, "unknown energy preset"),
+    ("macs", {"dataflow": "os"}, "takes no option"),
+    ("sparse:macs", {"efficiency": 2.0}, "efficiency"),
+    ("lut:/no/such/file.json", {}, "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "mentions"), BAD_NAMES)
 def test_bad_names_raise_with_a_fix(name, options, mentions):
     with pytest.raises(HwModelError) as caught:
         create_cost_model(name, **options)
     assert mentions in caught.value.problem
     assert caught.value.fix
+
+
+@pytest.mark.parametrize(("name", "options", "mentions"), BAD_NAMES)
+def test_check_refuses_what_create_refuses(name, options, mentions):
+    with pytest.raises(HwModelError) as caught:
+        check_cost_model(name, **options)
+    assert mentions in caught.value.problem
+    assert caught.value.fix
+
+
+def test_check_accepts_what_create_builds_without_reading_a_lut(tmp_path):
+    for name in listed_names():
+        check_cost_model(name)
+    check_cost_model("sparse:systolic:tpu-v1", skip_fraction=0.5, dataflow="os")
+    (tmp_path / "table.json").write_text("not read")
+    check_cost_model(f"lut:{tmp_path / 'table.json'}", allow_foreign=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [("mac", "macs"), ("rooflin:rpi4-a72", "roofline:rpi4-a72"), ("roofline:rpi4-a27", "rpi4-a72"),
+     ("systolic:scalesim-32x23", "scalesim-32x32"), ("energy:eyeris", "eyeriss")],
+)  # fmt: skip
+def test_a_close_name_is_suggested(name, suggestion):
+    with pytest.raises(HwModelError, match=f"Did you mean '{suggestion}'\\?"):
+        check_cost_model(name)
 
 
 def test_devices_folder_can_be_overridden(tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ import torch
 
 from hwmodel.errors import HwModelError
 from hwmodel.lut.fidelity import fidelity_report, fit_affine
-from hwmodel.lut.grid import channel_choices, layer_grid, nearest_choice, sums
 from hwmodel.lut.model import LutCostModel
 from hwmodel.lut.table import LUT_SCHEMA_VERSION, LatencyTable, NetworkOverhead, structure_key
 from hwmodel.lut.timing import Measurement
@@ -101,7 +100,7 @@ def test_lookups_are_dict_hits(tmp_path):
     path.unlink()  # no file I/O after loading
     assert lut.network_cost([TINY, TINY_LINEAR, TINY]) == pytest.approx(0.11)
     assert lut.layer_cost(TINY.with_density(0.5)) == 0.05  # a CPU prices the dense layer
-    assert lut._backend is None and lut.measured_on_demand == 0
+    assert lut._shared.backend is None and lut.measured_on_demand == 0
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
@@ -141,29 +140,11 @@ def test_a_scaled_network_is_priced_only_through_a_model_bound_to_it():
     lut.set_overhead(network, NetworkOverhead("net", (4, 8, 8), 0.5, 5, 10.0, 1.0, scale=1.5))
     with pytest.raises(HwModelError, match="bind"):
         lut.network_cost(network)
-    lut.bind(network)
-    assert lut.layer_cost(TINY) == pytest.approx(0.015) and lut.entry_ms(TINY) == 0.01
-    assert lut.network_cost(network) == pytest.approx(1.5 * 0.04 + 0.5)
-    lut.bind([TINY])  # another network: entries as timed, no scale
-    assert lut.layer_cost(TINY) == 0.01
-
-
-def test_channel_choices_follow_round_to_and_lbound():
-    assert channel_choices(64, 8, 0.2) == (8, 16, 24, 32, 40, 48, 56, 64)
-    assert channel_choices(16, 8, 0.2) == (8, 16)
-    assert channel_choices(3, 8, 0.2) == (3,)
-    assert channel_choices(576, 8, 0.2)[0] == 112  # floor(0.2 * 576 = 115.2) down to a multiple of 8
-    assert channel_choices(100, 8, 0.5) == (48, 56, 64, 72, 80, 88, 96, 100)
-    assert nearest_choice((8, 16, 24), 13) == 16
-    assert sums([(8, 16), (8, 16)], fixed=1) == (17, 25, 33)
-
-
-def test_layer_grid_is_two_dimensional_except_depthwise():
-    conv = LayerSpec("conv", 16, 32, kernel=3, padding=1, in_hw=8)
-    assert len(layer_grid(conv, (8, 16), (8, 16, 24, 32))) == 8
-    depthwise = LayerSpec("dwconv", 32, 32, kernel=3, padding=1, groups=32, in_hw=8)
-    grid = layer_grid(depthwise, (99,), (8, 16, 32))
-    assert [(s.in_channels, s.out_channels, s.groups) for s in grid] == [(8, 8, 8), (16, 16, 16), (32, 32, 32)]
+    bound = lut.bind(network)
+    assert bound.layer_cost(TINY) == pytest.approx(0.015) and bound.entry_ms(TINY) == 0.01
+    assert bound.network_cost(network) == pytest.approx(1.5 * 0.04 + 0.5)
+    other = bound.bind([TINY])  # another network: entries as timed, no scale
+    assert other.layer_cost(TINY) == 0.01
 
 
 def test_fidelity_report_and_offset():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amc.checkpoints import save_checkpoint
+from amc.training.checkpoints import save_checkpoint
 from amc.cli.main import main
 from amc.models import create_model
 from amc.pruning import Strategy
@@ -18,7 +18,7 @@ def test_prune_uniform_keep_writes_everything(tmp_path, capsys) -> None:
     assert main(["prune", "tiny", "--keep", "0.5", "--out", str(out), "--repeats", "3"]) == 0
     text = capsys.readouterr().out
     assert "MACs" in text and "latency ms" in text and "ONNX Runtime" in text
-    for name in ("model.pt", "architecture.json", "model.onnx", "strategy.json", "schedule.yaml"):
+    for name in ("model.pt", "architecture.json", "model.onnx", "schedule.json", "schedule.yaml"):
         assert (out / name).is_file(), name
     model = load_thinned(out)
     assert model.stem[0].out_channels == 8
@@ -56,10 +56,10 @@ def test_prune_from_checkpoint_and_schedule_with_lstsq_and_adaptive_bn(tmp_path,
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "least-squares refit" in text and "s per layer" in text and "re-estimated on 64" in text
-    assert (
-        Strategy.load(second / "strategy.json").kept_channels()
-        == Strategy.load(first / "strategy.json").kept_channels()
-    )
+    table = _table()
+    assert load_schedule(second / "schedule.json", table).kept_channels(table) == load_schedule(
+        first / "schedule.json", table
+    ).kept_channels(table)
     assert load_schedule(second / "schedule.yaml", _table()).strategy is not None
 
 

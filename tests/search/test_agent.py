@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from gymnasium import spaces
@@ -9,6 +11,7 @@ from stable_baselines3.common.logger import Logger
 
 from amc.agents import EpisodeRewardReplayBuffer, TruncatedNormalActionNoise, make_agent
 from amc.config import AgentSection
+from amc.problem import PruningProblem
 from envs import ChannelPruningEnv
 
 
@@ -49,8 +52,8 @@ def test_every_transition_gets_the_final_reward_minus_a_moving_baseline() -> Non
     assert np.allclose(first.rewards.numpy(), 0.0) and buffer.baseline == 7.0
 
 
-def test_agent_is_configured_as_amc(tiny_env_kwargs: dict) -> None:
-    env = ChannelPruningEnv(**tiny_env_kwargs)
+def test_agent_is_configured_as_amc(make_problem: Callable[..., PruningProblem]) -> None:
+    env = ChannelPruningEnv(make_problem())
     agent = make_agent(env, AgentSection(warmup_episodes=4, hidden=(300, 300)), steps_per_episode=3, seed=0)
     assert agent.gamma == 1.0 and agent.tau == 0.01 and agent.batch_size == 64
     assert agent.learning_starts == 12

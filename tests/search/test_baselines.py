@@ -14,20 +14,20 @@ from amc.config import load_config
 from amc.errors import UserError
 from amc.pruning import Strategy
 from amc.search.baselines import sensitivity
-from amc.search.baselines.common import channel_env
+from amc.search.baselines.common import channel_problem
 from amc.search.baselines.sensitivity import keep_at_drop
 from amc.search.baselines.uniform import uniform_keep, uniform_kept
 from amc.search.methods import run_search
 from amc.search.netadapt import ITERATIONS_FILE, iteration_target
-from amc.search.task import SearchTask, build_task
+from amc.problem import Task, build_task
 
 SMOKE = "configs/smoke.yaml"
 BASELINES = ("netadapt", "uniform", "sensitivity", "random", "bayes")
-FAST = {"search.netadapt_step": 0.1, "search.netadapt_finetune_steps": 2}
+FAST = {"search.netadapt.step": 0.1, "search.netadapt.finetune_steps": 2}
 """NetAdapt in a handful of iterations on the tiny model."""
 
 
-def task_for(method: str, **overrides: object) -> SearchTask:
+def task_for(method: str, **overrides: object) -> Task:
     config = load_config(SMOKE, {"search.method": method, **FAST, **overrides})
     return build_task(config, progress=False, log=lambda _: None)
 
@@ -84,8 +84,8 @@ def test_bayes_trials_resume_to_the_straight_run(tmp_path: Path) -> None:
 
 def test_netadapt_resumes_from_the_last_finished_iteration(tmp_path: Path) -> None:
     search("netadapt", tmp_path / "straight")
-    with pytest.raises(UserError, match="netadapt_max_iterations"):
-        search("netadapt", tmp_path / "run", **{"search.netadapt_max_iterations": 1})
+    with pytest.raises(UserError, match=r"netadapt\.max_iterations"):
+        search("netadapt", tmp_path / "run", **{"search.netadapt.max_iterations": 1})
     assert (tmp_path / "run" / "netadapt" / "state.pt").is_file()
     search("netadapt", tmp_path / "run", resume=True)
     assert decisions(tmp_path / "run") == decisions(tmp_path / "straight")
@@ -138,10 +138,10 @@ def test_keep_at_drop_interpolates_the_curve() -> None:
 
 
 def test_uniform_bisection_meets_the_budget_tightly() -> None:
-    env = channel_env(task_for("uniform", **{"search.round_to": 1}))
-    keep = uniform_keep(env)
-    budget = env.budget.value
-    assert env.accountant.cost(uniform_kept(env, keep)) <= budget < env.accountant.cost(uniform_kept(env, keep + 1e-6))
+    problem = channel_problem(task_for("uniform", **{"search.round_to": 1}))
+    keep = uniform_keep(problem)
+    budget = problem.budget.value
+    assert problem.cost(uniform_kept(problem, keep)) <= budget < problem.cost(uniform_kept(problem, keep + 1e-6))
 
 
 @pytest.mark.parametrize("method", BASELINES)
@@ -170,11 +170,11 @@ def test_ray_gives_the_serial_results(tmp_path: Path) -> None:
 
 
 def test_netadapt_without_training_data_needs_no_fine_tune(tmp_path: Path) -> None:
-    task = replace(task_for("netadapt"), bundle=None)  # the Python API's path: a model and an evaluator only
-    with pytest.raises(UserError, match="netadapt_finetune_steps=0"):
+    task = replace(task_for("netadapt"), data=None)  # the Python API's path: a model and an evaluator only
+    with pytest.raises(UserError, match=r"netadapt\.finetune_steps=0"):
         run_search(task, tmp_path / "a", progress=False, log=lambda _: None)
-    task = replace(task, config=load_config(SMOKE, {"search.method": "netadapt", "search.netadapt_step": 0.1,
-                                                    "search.netadapt_finetune_steps": 0}))  # fmt: skip
+    task = replace(task, config=load_config(SMOKE, {"search.method": "netadapt", "search.netadapt.step": 0.1,
+                                                    "search.netadapt.finetune_steps": 0}))  # fmt: skip
     assert run_search(task, tmp_path / "b", progress=False, log=lambda _: None).best_cost <= task_budget(tmp_path / "b")
 
 

@@ -38,7 +38,7 @@ MobileNetV2, depthwise groups)."""
 def _run(name: str, out: Path) -> Path:
     from amc.config import load_config
     from amc.search.methods import run_search
-    from amc.search.task import build_task
+    from amc.problem import build_task
 
     config = load_config(SMOKE, RUNS[name])
     run_search(build_task(config, progress=False, log=lambda _: None), out, progress=False, log=lambda _: None)

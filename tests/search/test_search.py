@@ -17,7 +17,7 @@ from amc.cli.main import main
 from amc.config import load_config
 from amc.pruning import Strategy
 from amc.search.methods import run_search
-from amc.search.task import build_task
+from amc.problem import build_task
 
 SMOKE = "configs/smoke.yaml"
 
@@ -66,24 +66,24 @@ def test_interrupted_search_resumes_without_duplicates(tmp_path: Path, monkeypat
     straight = tmp_path / "straight"
     main(["search", "--config", SMOKE, "--out", str(straight), "--no-progress"])
 
-    from envs.channel_pruning import ChannelPruningEnv
+    from amc.problem import ChannelProblem
 
-    finish = ChannelPruningEnv._finish
+    score = ChannelProblem.score
     calls = {"n": 0}
 
-    def interrupt_in_episode_four(self):  # the 4th episode is in flight when "Ctrl-C" arrives
+    def interrupt_in_episode_four(self, *args, **kwargs):  # the 4th episode is in flight when "Ctrl-C" arrives
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return finish(self)
+        return score(self, *args, **kwargs)
 
-    monkeypatch.setattr(ChannelPruningEnv, "_finish", interrupt_in_episode_four)
+    monkeypatch.setattr(ChannelProblem, "score", interrupt_in_episode_four)
     run = tmp_path / "run"
     task = build_task(load_config(SMOKE), progress=False, log=lambda _: None)
     with pytest.raises(KeyboardInterrupt):
         run_search(task, run, progress=False, log=lambda _: None)
     assert len(rows(run)) == 3
-    monkeypatch.setattr(ChannelPruningEnv, "_finish", finish)
+    monkeypatch.setattr(ChannelProblem, "score", score)
     assert main(["search", "--config", SMOKE, "--out", str(run), "--resume", "--no-progress"]) == 0
     assert [int(row["episode"]) for row in rows(run)] == list(range(1, 7))
     assert decisions(run) == decisions(straight)  # resuming changes nothing

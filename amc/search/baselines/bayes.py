@@ -1,11 +1,11 @@
-"""Bayesian optimisation: Optuna's TPE over the per-group keep ratios, the budget enforced by the AMC env.
+"""Bayesian optimisation: Optuna's TPE over the per-unit keep ratios, the budget enforced by the problem's clipping.
 
-TPE suggests one keep ratio per group; the env clips them to the budget exactly as it clips AMC's actions and
-scores the variant; TPE is told the env's reward. The study lives in an Optuna storage, by default
-`sqlite:///<run folder>/study.db`; `search.study_storage` can point several `amc search --method bayes` processes
+TPE suggests one keep ratio per decision unit; the problem clips them to the budget exactly as it clips AMC's
+actions and scores the variant; TPE is told the outcome's reward. The study lives in an Optuna storage, by default
+`sqlite:///<run folder>/study.db`; `search.bayes.storage` can point several `amc search --method bayes` processes
 (each with its own run folder) at one database, so they share one history (no longer reproducible, then).
 
-Trial k's sampler is seeded with (experiment.seed, k) and sees only finished trials, so with search.trial_batch=1
+Trial k's sampler is seeded with (experiment.seed, k) and sees only finished trials, so with search.bayes.trial_batch=1
 a resumed run suggests exactly what a straight run would. `trial_batch` > 1 asks that many trials at once (TPE's
 constant liar keeps them apart) and scores them in parallel on search.workers.
 """
@@ -25,12 +25,11 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from amc.errors import UserError
-from amc.search.baselines.common import channel_env, open_folder, record
-from amc.search.baselines.random_search import play_trial
+from amc.problem import PruningProblem, Task
+from amc.search.baselines.common import open_folder, record
+from amc.search.baselines.random_search import play_trial, problem_of
 from amc.search.parallel import open_executor
 from amc.search.result import SearchResult, finish_search
-from amc.search.task import SearchTask
-from envs import ChannelPruningEnv
 
 RUN_ATTR = "run_folder"
 
@@ -39,10 +38,10 @@ def default_storage(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
-def open_study(task: SearchTask, out: Path) -> optuna.Study:
+def open_study(task: Task, out: Path) -> optuna.Study:
     """The study in the configured storage (created on first use, shared by every run that names it)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = task.config.search.study_storage or default_storage(out)
+    storage = task.config.search.bayes.storage or default_storage(out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"{task.config.experiment.name}-{task.config.model.name}-bayes"
     try:
@@ -50,7 +49,7 @@ def open_study(task: SearchTask, out: Path) -> optuna.Study:
     except (ValueError, ImportError, optuna.exceptions.OptunaError) as error:
         raise UserError(
             f"cannot open the Optuna study in {storage}: {error}.",
-            fix="set search.study_storage to a database URL such as sqlite:///runs/study.db, or leave it unset.",
+            fix="set search.bayes.storage to a database URL such as sqlite:///runs/study.db, or leave it unset.",
         ) from None
 
 
@@ -66,45 +65,46 @@ def sampler_for(seed: int, trial: int, batch: int) -> optuna.samplers.TPESampler
         return optuna.samplers.TPESampler(seed=trial_seed, constant_liar=batch > 1)
 
 
-def ask(study: optuna.Study, env: ChannelPruningEnv, run: str, seed: int, trial: int, batch: int) -> optuna.Trial:
+def ask(study: optuna.Study, problem: PruningProblem, run: str, seed: int, trial: int, batch: int) -> optuna.Trial:
     study.sampler = sampler_for(seed, trial, batch)
+    bounds = problem.bounds
     space: dict[str, BaseDistribution] = {
-        f"keep:{env.table.groups[g].leader}": FloatDistribution(env.lbound, env.rbound) for g in env.order
+        f"keep:{name}": FloatDistribution(bounds.low, bounds.high) for name in problem.names
     }
     suggestion = study.ask(space)
     suggestion.set_user_attr(RUN_ATTR, run)
     return suggestion
 
 
-def actions_of(env: ChannelPruningEnv, suggestion: optuna.Trial) -> list[float]:
-    return [env.keep_to_action(suggestion.params[f"keep:{env.table.groups[g].leader}"]) for g in env.order]
+def actions_of(problem: PruningProblem, suggestion: optuna.Trial) -> list[float]:
+    """The suggested keep ratios as normalised actions, played like random search's."""
+    return [problem.bounds.action(suggestion.params[f"keep:{name}"]) for name in problem.names]
 
 
 def run_bayes(
-    task: SearchTask, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
+    task: Task, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> SearchResult:
     start = time.perf_counter()
-    search, seed = task.config.search, task.config.experiment.seed
-    if search.trial_batch < 1:
-        raise UserError(f"search.trial_batch must be at least 1, got {search.trial_batch}.", fix="e.g. 1 or 4.")
-    env = channel_env(task)
+    search, seed, problem = task.config.search, task.config.experiment.seed, task.problem
+    trial_batch = search.bayes.trial_batch
     study = open_study(task, out)
     run = str(out.resolve())
     for stale in own_trials(study, run, TrialState.RUNNING):  # in flight when the last run was killed
         study.tell(stale.number, state=TrialState.FAIL)
     done = len(own_trials(study, run, TrialState.COMPLETE)) if resume else 0
-    folder = open_folder(task, env, out, resume, keep_rows=done)
+    folder = open_folder(task, out, resume, keep_rows=done)
     if done:
         log(f"resuming {out} after trial {done}")
     bar = tqdm(total=search.episodes, initial=done, desc="bayesian search", disable=not progress)
-    with open_executor(search, channel_env, replace(task, bundle=None), local=env) as executor:
+    with open_executor(search, problem_of, replace(task, data=None), local=problem) as executor:
         while done < search.episodes:
-            batch = [ask(study, env, run, seed, done + i, search.trial_batch)
-                     for i in range(min(search.trial_batch, search.episodes - done))]  # fmt: skip
-            for suggestion, scored in zip(batch, executor.map_ordered(play_trial, [actions_of(env, t) for t in batch])):
+            batch = [ask(study, problem, run, seed, done + i, trial_batch)
+                     for i in range(min(trial_batch, search.episodes - done))]  # fmt: skip
+            played = executor.map_ordered(play_trial, [actions_of(problem, t) for t in batch])
+            for suggestion, outcome in zip(batch, played):
                 done += 1
-                record(folder, done, scored, env.budget.value)
-                study.tell(suggestion, scored.reward)
+                record(folder, done, outcome, problem.budget.value)
+                study.tell(suggestion, outcome.reward)
                 bar.update(1)
     bar.close()
-    return finish_search(task, folder, env.budget, time.perf_counter() - start, log=log)
+    return finish_search(task, folder, time.perf_counter() - start, log=log)

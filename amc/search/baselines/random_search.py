@@ -1,8 +1,9 @@
-"""Random search: search.episodes random strategies, each clipped to the budget by the AMC env; the best wins.
+"""Random search: search.episodes random strategies, each clipped to the budget as AMC's actions are; the best wins.
 
 Trial i's actions come from a numpy Generator seeded with (experiment.seed, i), so a trial is the same whether
 the run was resumed, and whichever worker scores it. Trials are scored in parallel (search.workers, on local
-processes or Ray) and recorded in order; --resume continues after the last row of episodes.csv.
+processes or Ray) and recorded in order; --resume continues after the last row of episodes.csv. Works on any
+problem (channels or element-wise densities).
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from amc.search.baselines.common import ALL_ROWS, Scored, channel_env, open_folder, play, record
+from amc.problem import Outcome, PruningProblem, Task
+from amc.search.baselines.common import ALL_ROWS, open_folder, play, record
 from amc.search.parallel import open_executor
 from amc.search.result import SearchResult, finish_search
-from amc.search.task import SearchTask
-from envs import ChannelPruningEnv
 
 
 def trial_actions(seed: int, trial: int, steps: int) -> list[float]:
@@ -27,26 +27,30 @@ def trial_actions(seed: int, trial: int, steps: int) -> list[float]:
     return np.random.default_rng([seed, trial]).uniform(-1.0, 1.0, size=steps).tolist()
 
 
-def play_trial(env: ChannelPruningEnv, actions: Sequence[float]) -> Scored:
-    """Worker function: one episode of the worker's own env."""
-    return play(env, actions)
+def problem_of(task: Task) -> PruningProblem:
+    """Worker set-up: the problem a worker plays trials on."""
+    return task.problem
+
+
+def play_trial(problem: PruningProblem, actions: Sequence[float]) -> Outcome:
+    """Worker function: one trial on the worker's problem."""
+    return play(problem, actions)
 
 
 def run_random(
-    task: SearchTask, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
+    task: Task, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> SearchResult:
     start = time.perf_counter()
-    config = task.config
-    env = channel_env(task)
-    folder = open_folder(task, env, out, resume, keep_rows=ALL_ROWS)
+    config, problem = task.config, task.problem
+    folder = open_folder(task, out, resume, keep_rows=ALL_ROWS)
     done = folder.rows_written
     if done:
         log(f"resuming {out} after trial {done}")
-    seed, steps = config.experiment.seed, len(env.order)
+    seed, steps = config.experiment.seed, len(problem.order)
     actions = [trial_actions(seed, trial, steps) for trial in range(done, config.search.episodes)]
-    with open_executor(config.search, channel_env, replace(task, bundle=None), local=env) as executor:
+    with open_executor(config.search, problem_of, replace(task, data=None), local=problem) as executor:
         results = executor.map_ordered(play_trial, actions)
-        for episode, scored in enumerate(tqdm(results, total=len(actions), desc="random search",
-                                              disable=not progress), start=done + 1):  # fmt: skip
-            record(folder, episode, scored, env.budget.value)
-    return finish_search(task, folder, env.budget, time.perf_counter() - start, log=log)
+        for episode, outcome in enumerate(tqdm(results, total=len(actions), desc="random search",
+                                               disable=not progress), start=done + 1):  # fmt: skip
+            record(folder, episode, outcome, problem.budget.value)
+    return finish_search(task, folder, time.perf_counter() - start, log=log)

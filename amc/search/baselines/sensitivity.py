@@ -1,6 +1,6 @@
 """Sensitivity analysis (Distiller style): prune one group at a time, then allot keep ratios by accuracy drop.
 
-The sweep prunes each group alone to each of search.sensitivity_keeps (and to lbound, so the budget stays
+The sweep prunes each group alone to each of search.sensitivity.keeps (and to lbound, so the budget stays
 reachable), every other group dense, and scores it; the points go to sensitivity.csv as they finish (a killed
 sweep resumes where it stopped) and the curves to plots/sensitivity.png. A drop threshold d then gives every
 group the smallest keep ratio whose interpolated accuracy is still >= dense - d; d is bisected to the smallest
@@ -21,13 +21,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from amc.io import atomic_write_text
-from amc.pruning import round_channels, thin
+from amc.problem import ChannelProblem, Task
 from amc.report.plots import plot_sensitivity
-from amc.search.baselines.common import channel_env, open_folder, record, score_kept, snap
+from amc.search.baselines.common import channel_problem, open_folder, record
 from amc.search.parallel import open_executor
 from amc.search.result import SearchResult, finish_search
-from amc.search.task import SearchTask
-from envs import ChannelPruningEnv
 
 SWEEP_FILE = "sensitivity.csv"
 SWEEP_COLUMNS = ("group", "leader", "kept", "keep", "accuracy", "cost")
@@ -43,23 +41,20 @@ class SweepPoint:
     kept: int
 
 
-def sweep_points(env: ChannelPruningEnv, keeps: Sequence[float]) -> list[SweepPoint]:
+def sweep_points(problem: ChannelProblem, keeps: Sequence[float]) -> list[SweepPoint]:
     """Each group at each keep ratio (rounded, clipped to [lbound, rbound], duplicates and dense dropped)."""
     points = []
-    for g in env.order:
-        group = env.table.groups[g]
-        counts = env.counts[g]
-        wanted = {snap(counts, round_channels(min(max(k, 0.0), 1.0), group.channels, env.round_to, group.divisor))
-                  for k in keeps}  # fmt: skip
-        wanted.add(counts[0])
-        points += [SweepPoint(g, count) for count in sorted(wanted, reverse=True) if count < group.channels]
+    for g in problem.order:
+        channels = problem.table.groups[g].channels
+        wanted = {problem.snap_down(g, min(max(k, 0.0), 1.0)) for k in keeps}
+        wanted.add(problem.candidates[g][0])
+        points += [SweepPoint(g, count) for count in sorted(wanted, reverse=True) if count < channels]
     return points
 
 
-def score_point(env: ChannelPruningEnv, point: SweepPoint) -> float:
+def score_point(problem: ChannelProblem, point: SweepPoint) -> float:
     """Worker function: search-val accuracy with only `point.group` pruned."""
-    kept = {point.group: point.kept}
-    return float(env.evaluator(thin(env.model, env.table, kept, selection=env.selection, calibration=env.calibration)))
+    return problem.score({point.group: point.kept}).accuracy
 
 
 def keep_at_drop(curve: Curve, floor: float) -> float:
@@ -74,27 +69,26 @@ def keep_at_drop(curve: Curve, floor: float) -> float:
     return previous_keep
 
 
-def allot(env: ChannelPruningEnv, curves: Mapping[int, Curve], floor: float) -> dict[int, int]:
+def allot(problem: ChannelProblem, curves: Mapping[int, Curve], floor: float) -> dict[int, int]:
     """Channel counts for an accuracy floor: each group's keep at the floor, rounded up to an allowed count."""
     kept = {}
     for g, curve in curves.items():
-        group = env.table.groups[g]
-        wanted = round_channels(min(1.0, keep_at_drop(curve, floor)), group.channels, env.round_to, group.divisor)
-        counts = env.counts[g]
+        wanted = problem.snap(g, min(1.0, keep_at_drop(curve, floor)))
+        counts = problem.candidates[g]
         kept[g] = min((c for c in counts if c >= wanted), default=counts[-1])
     return kept
 
 
-def smallest_drop(env: ChannelPruningEnv, curves: Mapping[int, Curve], dense: float) -> float:
+def smallest_drop(problem: ChannelProblem, curves: Mapping[int, Curve], dense: float) -> float:
     """The smallest drop threshold whose allotment meets the budget (bisection; cost falls as the drop grows)."""
     low = 0.0
     high = dense - min(accuracy for curve in curves.values() for _, accuracy in curve) + 1e-6
-    budget = env.budget.value
-    if env.accountant.cost(allot(env, curves, dense - low)) <= budget:
+    budget = problem.budget.value
+    if problem.cost(allot(problem, curves, dense - low)) <= budget:
         return low
     for _ in range(BISECTION_STEPS):  # at `high` every group is at its lbound count, which meets the budget
         middle = (low + high) / 2
-        if env.accountant.cost(allot(env, curves, dense - middle)) <= budget:
+        if problem.cost(allot(problem, curves, dense - middle)) <= budget:
             high = middle
         else:
             low = middle
@@ -118,50 +112,50 @@ def write_sweep(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     atomic_write_text(path, buffer.getvalue())
 
 
-def sweep_row(env: ChannelPruningEnv, point: SweepPoint, accuracy: float) -> dict[str, object]:
-    group = env.table.groups[point.group]
+def sweep_row(problem: ChannelProblem, point: SweepPoint, accuracy: float) -> dict[str, object]:
+    group = problem.table.groups[point.group]
     return {
         "group": point.group, "leader": group.leader, "kept": point.kept, "keep": point.kept / group.channels,
-        "accuracy": accuracy, "cost": env.accountant.cost({point.group: point.kept}),
+        "accuracy": accuracy, "cost": problem.cost({point.group: point.kept}),
     }  # fmt: skip
 
 
-def run_sweep(task: SearchTask, env: ChannelPruningEnv, path: Path, progress: bool) -> dict[SweepPoint, float]:
+def run_sweep(task: Task, problem: ChannelProblem, path: Path, progress: bool) -> dict[SweepPoint, float]:
     """Score every sweep point not yet in `path`, appending each as it finishes."""
     done = read_sweep(path)
-    points = sweep_points(env, task.config.search.sensitivity_keeps)
+    points = sweep_points(problem, task.config.search.sensitivity.keeps)
     write_sweep(path, [done[point] for point in points if point in done])
     todo = [point for point in points if point not in done]
-    with open_executor(task.config.search, channel_env, replace(task, bundle=None), local=env) as executor:
+    with open_executor(task.config.search, channel_problem, replace(task, data=None), local=problem) as executor:
         results = executor.map_ordered(score_point, todo)
         for point, accuracy in tqdm(zip(todo, results), total=len(todo), desc="sensitivity", disable=not progress):
             with path.open("a", newline="") as handle:
-                csv.DictWriter(handle, SWEEP_COLUMNS).writerow(sweep_row(env, point, accuracy))
+                csv.DictWriter(handle, SWEEP_COLUMNS).writerow(sweep_row(problem, point, accuracy))
     return {point: float(row["accuracy"]) for point, row in read_sweep(path).items()}
 
 
-def curves_of(env: ChannelPruningEnv, sweep: Mapping[SweepPoint, float], dense: float) -> dict[int, Curve]:
-    curves: dict[int, Curve] = {g: [(1.0, dense)] for g in env.order}
+def curves_of(problem: ChannelProblem, sweep: Mapping[SweepPoint, float], dense: float) -> dict[int, Curve]:
+    curves: dict[int, Curve] = {g: [(1.0, dense)] for g in problem.order}
     for point, accuracy in sorted(sweep.items(), key=lambda item: -item[0].kept):
-        curves[point.group].append((point.kept / env.table.groups[point.group].channels, accuracy))
+        curves[point.group].append((problem.ratio(point.group, point.kept), accuracy))
     return curves
 
 
 def run_sensitivity(
-    task: SearchTask, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
+    task: Task, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> SearchResult:
     start = time.perf_counter()
-    env = channel_env(task)
-    folder = open_folder(task, env, out, resume, keep_rows=0)
+    problem = channel_problem(task)
+    folder = open_folder(task, out, resume, keep_rows=0)
     path = out / SWEEP_FILE
     if not resume:
         path.unlink(missing_ok=True)
-    sweep = run_sweep(task, env, path, progress)
-    dense = float(env.evaluator(copy.deepcopy(env.model)))  # scored like the sweep points (BN re-estimated too)
-    curves = curves_of(env, sweep, dense)
-    names = {env.table.groups[g].leader: curve for g, curve in curves.items()}
+    sweep = run_sweep(task, problem, path, progress)
+    dense = problem.accuracy(copy.deepcopy(problem.model))  # scored like the sweep points (BN re-estimated too)
+    curves = curves_of(problem, sweep, dense)
+    names = {problem.table.groups[g].leader: curve for g, curve in curves.items()}
     plot_sensitivity(names, dense, out / "plots" / "sensitivity.png")
-    drop = smallest_drop(env, curves, dense)
+    drop = smallest_drop(problem, curves, dense)
     log(f"sensitivity: an accuracy-drop threshold of {100 * drop:.2f} pt per group meets the budget")
-    record(folder, 1, score_kept(env, allot(env, curves, dense - drop)), env.budget.value)
-    return finish_search(task, folder, env.budget, time.perf_counter() - start, log=log)
+    record(folder, 1, problem.score(allot(problem, curves, dense - drop)), problem.budget.value)
+    return finish_search(task, folder, time.perf_counter() - start, log=log)

@@ -11,33 +11,27 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from amc.pruning import round_channels
-from amc.search.baselines.common import channel_env, open_folder, record, score_kept, snap
+from amc.problem import ChannelProblem, Task
+from amc.search.baselines.common import channel_problem, open_folder, record
 from amc.search.result import SearchResult, finish_search
-from amc.search.task import SearchTask
-from envs import ChannelPruningEnv
 
 BISECTION_STEPS = 50
 
 
-def uniform_kept(env: ChannelPruningEnv, keep: float) -> dict[int, int]:
+def uniform_kept(problem: ChannelProblem, keep: float) -> dict[int, int]:
     """Every group at `keep` of its channels, rounded and snapped to the counts the search allows."""
-    kept = {}
-    for g in env.order:
-        group = env.table.groups[g]
-        kept[g] = snap(env.counts[g], round_channels(keep, group.channels, env.round_to, group.divisor))
-    return kept
+    return {g: problem.snap_down(g, keep) for g in problem.order}
 
 
-def uniform_keep(env: ChannelPruningEnv) -> float:
+def uniform_keep(problem: ChannelProblem) -> float:
     """The largest keep ratio in [lbound, rbound] whose uniform variant costs <= the budget."""
-    budget = env.budget.value
-    low, high = env.lbound, env.rbound
-    if env.accountant.cost(uniform_kept(env, high)) <= budget:
+    budget = problem.budget.value
+    low, high = problem.bounds.low, problem.bounds.high
+    if problem.cost(uniform_kept(problem, high)) <= budget:
         return high
     for _ in range(BISECTION_STEPS):  # invariant: low meets the budget (resolve_budget checked it), high does not
         middle = (low + high) / 2
-        if env.accountant.cost(uniform_kept(env, middle)) <= budget:
+        if problem.cost(uniform_kept(problem, middle)) <= budget:
             low = middle
         else:
             high = middle
@@ -45,12 +39,12 @@ def uniform_keep(env: ChannelPruningEnv) -> float:
 
 
 def run_uniform(
-    task: SearchTask, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
+    task: Task, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> SearchResult:
     start = time.perf_counter()
-    env = channel_env(task)
-    folder = open_folder(task, env, out, resume, keep_rows=0)
-    keep = uniform_keep(env)
+    problem = channel_problem(task)
+    folder = open_folder(task, out, resume, keep_rows=0)
+    keep = uniform_keep(problem)
     log(f"uniform keep ratio {keep:.4f} meets the budget")
-    record(folder, 1, score_kept(env, uniform_kept(env, keep)), env.budget.value)
-    return finish_search(task, folder, env.budget, time.perf_counter() - start, log=log)
+    record(folder, 1, problem.score(uniform_kept(problem, keep)), problem.budget.value)
+    return finish_search(task, folder, time.perf_counter() - start, log=log)

@@ -13,12 +13,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from amc.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
+from amc.training.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
 from amc.config import ExperimentConfig
 from amc.data import DataBundle, load_dataset
 from amc.errors import UserError
 from amc.models import create_model
-from amc.training import TrainResult, TrainSettings, evaluate, train
+from amc.training.loop import TrainResult, TrainSettings, accuracy_on, train
 
 
 def load_data(config: ExperimentConfig) -> DataBundle:
@@ -58,7 +58,7 @@ def train_base_model(
     state_path = out.with_suffix(".state.pt")
     result = train(model, bundle.train, bundle.search_val, settings, state_path=state_path, progress=progress, log=log)
     tick = time.perf_counter()
-    test = evaluate(model, bundle.test, config.data.batch_size)
+    test = accuracy_on(model, bundle.test, config.data.batch_size)
     log(
         f"test accuracy {100 * test.top1:.2f}% (top-5 {100 * test.top5:.2f}%) on {test.images} images "
         f"in {time.perf_counter() - tick:.1f} s; training took {result.seconds:.0f} s"

@@ -22,7 +22,7 @@ from amc.io import atomic_torch_save
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class Accuracy:
     top1: float
     """Share of images whose top prediction is right (0..1)."""
     top5: float
@@ -57,7 +57,7 @@ class TrainSettings:
     seed: int = 0
 
 
-def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: int | None = None) -> EvalResult:
+def accuracy_on(model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: int | None = None) -> Accuracy:
     """Top-1/top-5 accuracy and mean loss on the first `limit` images (all when None); the model is left in eval."""
     model.eval()
     correct1 = correct5 = 0
@@ -72,8 +72,8 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: i
             correct5 += (top == labels.unsqueeze(1)).any(dim=1).sum().item()
             count += len(labels)
     if count == 0:
-        raise ValueError("evaluate() got an empty dataset")
-    return EvalResult(correct1 / count, correct5 / count, loss_sum / count, count)
+        raise ValueError("accuracy_on() got an empty dataset")
+    return Accuracy(correct1 / count, correct5 / count, loss_sum / count, count)
 
 
 def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -141,7 +141,7 @@ def train(
             generator,
             tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False),
         )
-        val = evaluate(model, val_set, limit=val_images)
+        val = accuracy_on(model, val_set, limit=val_images)
         record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, val.top1, time.perf_counter() - tick)
         records.append(record)
         log(

@@ -1,10 +1,10 @@
 """`amc evaluate`: from a search's strategy to a fine-tuned, measured and exported network.
 
-Apply the strategy to the base checkpoint (`amc.api.apply`), fine-tune it on the training split (checkpointed each
+Apply the strategy to the base checkpoint (`amc.apply`), fine-tune it on the training split (checkpointed each
 epoch; running the same command again resumes), score it once on the test set, and measure what a user deploys:
 MACs, parameters, cost by the run's cost model (and energy where the cost model prices it), and end-to-end latency
 on this machine in PyTorch and ONNX Runtime at batch 1 and at a throughput batch, dense beside pruned. Writes the
-fine-tuned model (`amc.api.export`) and `evaluation.json` / `evaluation.md` into the output folder.
+fine-tuned model (`amc.export`) and `evaluation.json` / `evaluation.md` into the output folder.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from typing import Any
 
 from torch import nn
 
-from amc.api import apply, as_schedule, export
+from amc.deliver.apply import apply, as_schedule
+from amc.deliver.export import export
 from amc.errors import UserError
 from amc.io import atomic_write_json, atomic_write_text
 from amc.pruning import remove_masks_
 from amc.report.tables import markdown_table
 from amc.schedule import Schedule, summarize
-from amc.search.task import SearchTask
-from amc.training import EpochRecord, TrainSettings, train
-from amc.training import evaluate as score_dataset
+from amc.problem import Task
+from amc.training.loop import EpochRecord, TrainSettings, accuracy_on, train
 from hwmodel import CostModel, LayerSpec
 from hwmodel.lut.backends import OrtBackend, TorchBackend
 
@@ -163,7 +163,7 @@ def schedule_source(path: Path) -> tuple[Path | None, Path]:
     return run, path
 
 
-def finetune_settings(task: SearchTask) -> TrainSettings:
+def finetune_settings(task: Task) -> TrainSettings:
     """The config's `finetune:` section as training settings (seeded by experiment.seed)."""
     section = task.config.finetune
     return TrainSettings(
@@ -174,7 +174,7 @@ def finetune_settings(task: SearchTask) -> TrainSettings:
 
 
 def evaluate_schedule(
-    task: SearchTask,
+    task: Task,
     source: Schedule | Path,
     out: Path,
     settings: TrainSettings,
@@ -184,34 +184,36 @@ def evaluate_schedule(
     log: Callable[[str], None] = print,
 ) -> Evaluation:
     """Apply, fine-tune (resuming from `out` if it holds a checkpoint of the same job), test, measure, export."""
-    bundle = task.bundle
+    bundle = task.data
     if bundle is None:
         raise UserError("evaluation needs the configured data.", fix="build the task with build_task(config).")
-    schedule = as_schedule(source, task.table)
+    problem = task.problem
+    table, cost_model = problem.table, problem.cost_model
+    schedule = as_schedule(source, table)
     out.mkdir(parents=True, exist_ok=True)
     _check_resumable(out, schedule, settings)
     batch = task.config.data.batch_size
     pruned = apply(task, schedule)
-    pruned_top1 = score_dataset(pruned, bundle.test, batch).top1
+    pruned_top1 = accuracy_on(pruned, bundle.test, batch).top1
     history = train(pruned, bundle.train, bundle.search_val, settings, state_path=out / STATE_FILE,
                     progress=progress, log=log, val_images=task.config.finetune.val_images)  # fmt: skip
-    final = score_dataset(pruned, bundle.test, batch)
-    dense = score_dataset(task.model, bundle.test, batch)
+    final = accuracy_on(pruned, bundle.test, batch)
+    dense = accuracy_on(problem.model, bundle.test, batch)
     exported = export(pruned, out, schedule, task.input_size, task.config.model.name, onnx=onnx)
-    summary = summarize(schedule, task.table, task.model)
-    kept = schedule.kept_channels(task.table)
-    specs = schedule.densities.specs(task.table, kept) if schedule.densities else task.table.specs(kept)
-    dense_specs = task.table.specs()
+    summary = summarize(schedule, table, problem.model)
+    kept = schedule.kept_channels(table)
+    specs = schedule.densities.specs(table, kept) if schedule.densities else table.specs(kept)
+    dense_specs = table.specs()
     evaluation = Evaluation(
         schedule=str(source) if isinstance(source, Path) else "schedule", model=task.config.model.name,
         dataset=task.dataset, test_top1=final.top1, test_top5=final.top5, dense_test_top1=dense.top1,
         dense_test_top5=dense.top5, pruned_test_top1=pruned_top1, test_images=final.images,
         macs=summary.dense_macs, dense_macs=summary.original_macs, ideal_macs=summary.ideal_macs,
         params=summary.dense_params, dense_params=summary.original_params, nonzero_params=summary.ideal_params,
-        cost_model=task.cost_model.name, cost_unit=task.cost_model.unit, cost=task.cost_model.network_cost(specs),
-        dense_cost=task.cost_model.network_cost(dense_specs), energy_mj=energy_mj(task.cost_model, specs),
-        dense_energy_mj=energy_mj(task.cost_model, dense_specs),
-        latency=measure_latencies(task.model, remove_masks_(copy.deepcopy(pruned)), task.input_size, latency),
+        cost_model=cost_model.name, cost_unit=cost_model.unit, cost=cost_model.network_cost(specs),
+        dense_cost=cost_model.network_cost(dense_specs), energy_mj=energy_mj(cost_model, specs),
+        dense_energy_mj=energy_mj(cost_model, dense_specs),
+        latency=measure_latencies(problem.model, remove_masks_(copy.deepcopy(pruned)), task.input_size, latency),
         finetune=settings, epochs=history.epochs, finetune_s=sum(record.seconds for record in history.epochs),
     )  # fmt: skip
     atomic_write_json(out / EVALUATION_FILE, evaluation.to_dict())

@@ -1,0 +1,98 @@
+"""One folder layout for every pruned network amc writes (`amc prune`, `amc evaluate`, `amc.export`):
+
+    model.pt            the state dict (`torch.load(weights_only=True)`)
+    architecture.json   zoo models only: the thinned shapes, so `amc.pruning.load_thinned` rebuilds it alone
+    schedule.json       the strategy / densities applied (amc's own format), what `load_pruned` reads back
+    schedule.yaml       the same as a Distiller-style schedule
+    model.onnx          checked against ONNX Runtime (unless skipped)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from amc.errors import UserError
+from amc.graph import build_layer_table
+from amc.io import atomic_torch_save
+from amc.models import model_info
+from amc.pruning import LayerDensities, Strategy, prune_network, remove_masks_
+from amc.pruning.export import export_onnx, save_thinned
+from amc.schedule import Schedule, save_schedule
+
+SCHEDULE_FILE = "schedule.json"
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    folder: Path
+    weights: Path
+    """model.pt: the state dict, `torch.load(weights_only=True)`."""
+    schedule_json: Path
+    schedule_yaml: Path
+    """The schedule in Distiller's YAML."""
+    onnx: Path | None
+    onnx_max_abs_diff: float | None
+    """ONNX Runtime's output vs PyTorch's on a random input."""
+    architecture: Path | None
+    """architecture.json for zoo models (`amc.pruning.load_thinned` rebuilds them); use `load_pruned` otherwise."""
+
+
+def export(
+    model: nn.Module,
+    out: str | Path,
+    schedule: Strategy | LayerDensities | Schedule,
+    input_size: tuple[int, int, int],
+    model_name: str = "",
+    onnx: bool = True,
+    extra: dict[str, Any] | None = None,
+) -> ExportedModel:
+    """Write the pruned (fine-tuned) network and its schedule in the one folder layout; `model` is not changed.
+    `extra` goes into architecture.json (e.g. the checkpoint the network came from)."""
+    folder = Path(out)
+    plain = remove_masks_(copy.deepcopy(model)).eval()
+    architecture = None
+    if _in_zoo(model_name):
+        num_classes = build_layer_table(plain, input_size).layers[-1].spec.out_channels
+        details = {"input_size": list(input_size), **(extra or {})}
+        architecture = save_thinned(plain, folder, model_name, input_size[0], num_classes, details).architecture
+    else:
+        atomic_torch_save(folder / "model.pt", {key: value.detach().cpu() for key, value in plain.state_dict().items()})
+    save_schedule(schedule, folder / SCHEDULE_FILE)
+    save_schedule(schedule, folder / "schedule.yaml")
+    check = export_onnx(plain, folder / "model.onnx", input_size) if onnx else None
+    return ExportedModel(
+        folder, folder / "model.pt", folder / SCHEDULE_FILE, folder / "schedule.yaml", check.path if check else None,
+        check.max_abs_diff if check else None, architecture,
+    )  # fmt: skip
+
+
+def load_pruned(base: nn.Module, folder: str | Path, input_size: tuple[int, int, int] | None = None) -> nn.Module:
+    """The network `export` wrote, rebuilt from your own (unpruned) model: its channels are removed as the saved
+    schedule says, then the saved weights are loaded. `input_size` defaults to the one the strategy records."""
+    folder = Path(folder)
+    path = folder / SCHEDULE_FILE
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.", fix="pass a folder written by amc.export, `amc prune` or `amc evaluate`.")
+    saved = Schedule.from_dict(json.loads(path.read_text()), f"schedule {path}")
+    size = input_size or (saved.strategy.metadata.input_size if saved.strategy else None)
+    if size is None:
+        raise UserError(f"{path} does not record the input size.", fix="pass input_size=(C, H, W).")
+    table = build_layer_table(base, size)
+    model = prune_network(base, table, saved.kept_channels(table)).model
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def _in_zoo(name: str) -> bool:
+    try:
+        model_info(name)
+    except UserError:
+        return False
+    return True

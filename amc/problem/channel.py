@@ -1,0 +1,100 @@
+"""Channel pruning: one decision per prunable coupling group, its kept channel count (multiples of round_to)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from torch import nn
+
+from amc.errors import UserError
+from amc.graph import Layer, LayerTable
+from amc.problem.accounting import ChannelAccountant, candidate_counts
+from amc.problem.base import PruningProblem, Settings, Tune
+from amc.problem.budget import resolve_budget
+from amc.problem.outcome import Outcome
+from amc.problem.scoring import Scorer
+from amc.pruning import Strategy, StrategyMetadata, round_channels
+from amc.pruning.apply import prune_network
+from hwmodel import CostModel
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An already pruned (and tuned) network to continue from: its decisions, weights and layer table."""
+
+    decisions: dict[int, int]
+    model: nn.Module
+    table: LayerTable
+
+
+class ChannelProblem(PruningProblem[int]):
+    """Kept channels per coupling group; a variant is physically thinner (channels removed)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        table: LayerTable,
+        scorer: Scorer,
+        cost_model: CostModel,
+        settings: Settings,
+        metadata: StrategyMetadata | None = None,
+        budget_value: float | None = None,
+        budget_ratio: float | None = 0.5,
+    ) -> None:
+        super().__init__(model, table, scorer, cost_model, settings, metadata)
+        self.order = tuple(group.index for group in table.prunable_groups)
+        if not self.order:
+            raise UserError(f"{table.model_name} has no prunable coupling group.", fix="check `amc inspect`.")
+        s = settings
+        self.candidates = {g: candidate_counts(table.groups[g], s.round_to, s.lbound, s.rbound) for g in self.order}
+        self._accountant = ChannelAccountant(table, cost_model)
+        self.budget = resolve_budget(self._accountant, self.minimum, budget_value, budget_ratio, s.lbound)
+
+    @property
+    def accountant(self) -> ChannelAccountant:
+        return self._accountant
+
+    def unit_layers(self, unit: int) -> list[Layer]:
+        return [self.table.layer(name) for name in self.table.groups[unit].layers]
+
+    def ratio(self, unit: int, value: int) -> float:
+        return value / self.table.groups[unit].channels
+
+    def snap(self, unit: int, wanted: float) -> int:
+        group = self.table.groups[unit]
+        return round_channels(wanted, group.channels, self.settings.round_to, group.divisor)
+
+    def snap_down(self, unit: int, wanted: float) -> int:
+        """The largest allowed count <= the rounded wanted share (the smallest allowed count if none is)."""
+        count = self.snap(unit, wanted)
+        return max((value for value in self.candidates[unit] if value <= count), default=self.candidates[unit][0])
+
+    def apply(self, decisions: Mapping[int, int], start: Variant | None = None) -> nn.Module:
+        """Channels removed by the problem's selection, from the base model or from `start` (only the groups
+        whose counts differ from the start's are cut further)."""
+        calibration = self.scorer.bn_batches if self.settings.selection == "lstsq" else None
+        model, table, kept = self.model, self.table, dict(decisions)
+        if start is not None:
+            model, table = start.model, start.table
+            kept = {g: count for g, count in kept.items() if start.decisions.get(g) != count}
+        return prune_network(model, table, kept, selection=self.settings.selection, calibration=calibration).model
+
+    def score(
+        self,
+        decisions: Mapping[int, int],
+        *,
+        tune: Tune | None = None,
+        start: Variant | None = None,
+        keep_weights: bool = False,
+    ) -> Outcome:
+        """Price, apply (from the base model or `start`), optionally tune, and score; `keep_weights` returns
+        the scored network's weights in the outcome."""
+        return self._score(decisions, lambda: self.apply(decisions, start), tune, keep_weights)
+
+    def result(self, decisions: Mapping[int, int], metadata: StrategyMetadata) -> Strategy:
+        return Strategy.from_kept_channels(self.table, dict(decisions), self.settings.round_to, metadata)
+
+    def decisions_of(self, strategy: Strategy) -> dict[int, int]:
+        """A strategy's kept channels as this problem's decisions (checked against the table)."""
+        return strategy.kept_channels(self.table)

@@ -1,0 +1,100 @@
+"""One factory for the pruning problem: from a config (the CLI) or from the Python API's own objects.
+
+`problem_from_objects` takes a ready model and scorer; `build_task(config)` first loads the configured data and
+base model (trained and cached on demand) and builds the search-val scorer. Both name the problem class by
+`search.granularity` and bind the cost model to the network it prices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from amc.config import ExperimentConfig
+from amc.data import DataBundle
+from amc.errors import UserError
+from amc.graph import build_layer_table
+from amc.problem.base import PruningProblem, Settings
+from amc.problem.channel import ChannelProblem
+from amc.problem.density import DensityProblem
+from amc.problem.scoring import Scorer, SearchValScorer
+from amc.pruning import StrategyMetadata
+from amc.search.costs import bound_to, make_cost_model
+from amc.training.base_model import load_base_model, load_data
+from hwmodel import CostModel
+
+PROBLEMS: dict[str, type[ChannelProblem] | type[DensityProblem]] = {
+    "channel": ChannelProblem,
+    "element": DensityProblem,
+}
+"""The problem each `search.granularity` names."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """A configured problem: the settings it came from, the problem, and the configured data (None when the
+    caller brought their own scoring through the Python API)."""
+
+    config: ExperimentConfig
+    problem: PruningProblem
+    data: DataBundle | None = None
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return self.problem.table.input_size
+
+    @property
+    def dataset(self) -> str:
+        return self.problem.metadata.dataset
+
+
+def settings_of(config: ExperimentConfig) -> Settings:
+    search = config.search
+    return Settings(search.lbound, search.rbound, search.round_to, search.reward, search.selection)
+
+
+def problem_from_objects(
+    config: ExperimentConfig,
+    model: nn.Module,
+    input_size: Sequence[int],
+    scorer: Scorer,
+    cost_model: CostModel | None = None,
+    dataset: str = "",
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PruningProblem:
+    """The problem `config.search.granularity` names on a ready model and scorer; `cost_model` defaults to the
+    one `config.cost.model` names."""
+    granularity = config.search.granularity
+    if granularity not in PROBLEMS:
+        raise UserError(f"search.granularity {granularity!r} is not known.", fix=f"use one of {', '.join(PROBLEMS)}.")
+    size = (int(input_size[0]), int(input_size[1]), int(input_size[2]))
+    model = model.eval()
+    table = build_layer_table(model, size, config.model.name)
+    if cost_model is None:
+        cost_model = make_cost_model(config, model, table, progress=progress, log=log)
+    cost_model = bound_to(cost_model, table)
+    metadata = StrategyMetadata(
+        model=config.model.name, dataset=dataset, input_size=size, cost_model=cost_model.name,
+        selection=config.search.selection,
+    )  # fmt: skip
+    return PROBLEMS[granularity](
+        model, table, scorer, cost_model, settings_of(config), metadata, config.budget.value, config.budget.ratio
+    )
+
+
+def build_task(config: ExperimentConfig, progress: bool = True, log: Callable[[str], None] = print) -> Task:
+    """The configured data, base model (trained and cached on demand) and search-val scorer, as a task."""
+    torch.set_num_threads(config.experiment.threads)
+    bundle = load_data(config)
+    model = load_base_model(config, bundle, progress=progress, log=log)
+    search = config.search
+    scorer = SearchValScorer.from_datasets(
+        bundle.train, bundle.search_val, search.eval_images, search.bn_images, search.adaptive_bn,
+        config.data.batch_size, config.experiment.seed,
+    )  # fmt: skip
+    problem = problem_from_objects(config, model, bundle.input_size, scorer, None, bundle.name, progress, log)
+    return Task(config, problem, bundle)

@@ -1,0 +1,85 @@
+"""Search-time scoring of a pruned network: optional BN re-estimation, then accuracy on held-out images.
+
+Every candidate of every search is scored by the same `Scorer`: the configured search-val slice
+(`SearchValScorer`, images drawn once, seeded, kept as ready tensors), or the Python API user's own function
+(`CallbackScorer`). Both re-estimate BatchNorm statistics first on `bn_batches` (training images), which also
+feed least-squares channel selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from amc.data import iterate_batches
+from amc.pruning import adaptive_bn_
+
+
+class Scorer(Protocol):
+    """`scorer(model) -> accuracy in [0, 1]` of a pruned copy; `bn_batches` are its calibration images."""
+
+    bn_batches: list[Tensor]
+    adaptive_bn: bool
+
+    def __call__(self, model: nn.Module) -> float: ...
+
+
+def _reestimate_bn(model: nn.Module, scorer: Scorer) -> None:
+    if scorer.adaptive_bn and scorer.bn_batches:
+        adaptive_bn_(model, scorer.bn_batches, num_images=sum(len(batch) for batch in scorer.bn_batches))
+
+
+@dataclass
+class SearchValScorer:
+    """Top-1 on a fixed search-val slice; re-estimates BN statistics first when `adaptive_bn`."""
+
+    val_batches: list[tuple[Tensor, Tensor]]
+    bn_batches: list[Tensor]
+    adaptive_bn: bool = True
+
+    @classmethod
+    def from_datasets(
+        cls,
+        train: Dataset,
+        search_val: Dataset,
+        eval_images: int = 1000,
+        bn_images: int = 512,
+        adaptive_bn: bool = True,
+        batch_size: int = 256,
+        seed: int = 0,
+    ) -> SearchValScorer:
+        val = list(iterate_batches(search_val, batch_size, limit=eval_images))
+        bn = [images for images, _ in iterate_batches(train, 128, shuffle=True, seed=seed, limit=bn_images)]
+        return cls(val, bn, adaptive_bn)
+
+    @property
+    def images(self) -> int:
+        return sum(len(labels) for _, labels in self.val_batches)
+
+    def __call__(self, model: nn.Module) -> float:
+        _reestimate_bn(model, self)
+        model.eval()
+        correct = 0
+        with torch.inference_mode():
+            for images, labels in self.val_batches:
+                correct += (model(images).argmax(1) == labels).sum().item()
+        return correct / self.images
+
+
+@dataclass
+class CallbackScorer:
+    """A user's `score(model) -> accuracy in [0, 1]`, with BN re-estimation on `bn_batches` first."""
+
+    score: Callable[[nn.Module], float]
+    bn_batches: list[Tensor]
+    adaptive_bn: bool = True
+
+    def __call__(self, model: nn.Module) -> float:
+        _reestimate_bn(model, self)
+        model.eval()
+        return float(self.score(model))
