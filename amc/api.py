@@ -30,7 +30,16 @@ from hwmodel import CostModel
 if TYPE_CHECKING:
     from amc.search.result import SearchResult
 
-__all__ = ["ExportedModel", "ScheduleSource", "apply", "as_schedule", "export", "load_pruned", "prepare", "search_strategy"]
+__all__ = [
+    "ExportedModel",
+    "ScheduleSource",
+    "apply",
+    "as_schedule",
+    "export",
+    "load_pruned",
+    "prepare",
+    "search_strategy",
+]
 
 
 def prepare(
@@ -71,7 +80,7 @@ def prepare(
         "cost.model": cost_model if isinstance(cost_model, str) else cost_model.name,
         **(settings or {}),
     }
-    config = load_config(None, overrides)
+    config = load_config(None, overrides, check_cost_model=isinstance(cost_model, str))  # an object is checked by use
     scorer = CallbackScorer(score, batches, config.search.adaptive_bn)
     given = None if isinstance(cost_model, str) else cost_model
     problem = problem_from_objects(

@@ -44,7 +44,7 @@ LUT_BACKENDS = ("onnxruntime", "torch")
 OPTIMIZERS = ("sgd", "adamw")
 """`train.optimizer` and `finetune.optimizer`: what amc.training.loop.make_optimizer builds."""
 AUTO_LUT = "lut:auto"
-"""`cost.model` for this machine's measured LUT, built on demand (amc.search.costs); any other name is hwmodel's."""
+"""`cost.model` for this machine's measured LUT, built on demand (amc.costs.registry); any other name is hwmodel's."""
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "search.method": SEARCH_METHODS,

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from amc.latency_tables import Grid, load_network, random_kept
+from amc.costs.latency_tables import Grid, load_network, random_kept
 from hwmodel.base import CostModel
 from hwmodel.lut import LatencyTable, LutCostModel
 from hwmodel.registry import create_cost_model

@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from search_methods import METHODS, STOCHASTIC, run_one  # noqa: E402
 
 from amc.cli.main import main as amc  # noqa: E402
-from amc.compare import compare_runs  # noqa: E402
 from amc.config import parse_override  # noqa: E402
+from amc.deliver.compare import compare_runs  # noqa: E402
 from amc.deliver.evaluate import EVALUATION_FILE  # noqa: E402
 
 FIGURES = Path(__file__).parent / "figures"

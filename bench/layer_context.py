@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from amc.latency_tables import Grid, Kept, Network, load_network, random_kept
+from amc.costs.latency_tables import Grid, Kept, Network, load_network, random_kept
 from amc.pruning import thin
 from hwmodel.lut import LatencyTable, LutCostModel
 from hwmodel.lut.backends import flushing_denormals

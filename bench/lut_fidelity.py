@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from amc.latency_tables import Grid, calibrate_overhead, load_network, validate_lut
+from amc.costs.latency_tables import Grid, calibrate_overhead, load_network, validate_lut
 from hwmodel.lut import LatencyTable, LutCostModel, structure_key
 from hwmodel.lut.timing import contention_note
 

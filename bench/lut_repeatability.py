@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import torch
 
-from amc.latency_tables import Grid, load_network, search_grid
+from amc.costs.latency_tables import Grid, load_network, search_grid
 from hwmodel.lut import LatencyTable, LutCostModel
 from hwmodel.lut.timing import contention_note
 

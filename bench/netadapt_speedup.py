@@ -26,9 +26,9 @@ import torch
 
 from amc.config import load_config
 from amc.errors import UserError
+from amc.problem import Task, build_task
 from amc.search.methods import run_search
 from amc.search.netadapt import ITERATIONS_FILE
-from amc.search.task import SearchTask, build_task
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 SETTINGS = (
@@ -43,7 +43,7 @@ def config_path(smoke: bool) -> Path:
     return CONFIGS / ("smoke.yaml" if smoke else "methods/netadapt.yaml")
 
 
-def timed_run(task: SearchTask, path: Path, overrides: dict[str, Any], iterations: int, smoke: bool) -> dict:
+def timed_run(task: Task, path: Path, overrides: dict[str, Any], iterations: int, smoke: bool) -> dict:
     """Wall time of `iterations` NetAdapt iterations (fewer if the budget is met first) with `overrides`."""
     config = load_config(path, {**(SMOKE if smoke else {}), **overrides, "experiment.threads": 1,
                                 "search.netadapt.max_iterations": iterations})  # fmt: skip
@@ -51,8 +51,8 @@ def timed_run(task: SearchTask, path: Path, overrides: dict[str, Any], iteration
     start = time.perf_counter()
     try:
         run_search(replace(task, config=config), folder / "run", progress=False, log=lambda _: None)
-    except UserError as error:  # stopped at netadapt_max_iterations before the budget: what we time
-        if "netadapt_max_iterations" not in str(error):
+    except UserError as error:  # stopped at netadapt.max_iterations before the budget: what we time
+        if "netadapt.max_iterations" not in str(error):
             raise
     wall = time.perf_counter() - start
     log = (folder / "run" / ITERATIONS_FILE).read_text()
@@ -70,7 +70,7 @@ def main() -> None:
     path = config_path(args.smoke)
     task = build_task(load_config(path, {**(SMOKE if args.smoke else {}), "experiment.threads": 1}), progress=False)
     print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores; {task.config.model.name}, "
-          f"{len(task.table.prunable_groups)} candidates per iteration, {args.iterations} iterations")  # fmt: skip
+          f"{len(task.problem.order)} candidates per iteration, {args.iterations} iterations")  # fmt: skip
     results = {name: timed_run(task, path, overrides, args.iterations, args.smoke) for name, overrides in SETTINGS}
     serial = results[SETTINGS[0][0]]
     lines = ["| setting | iterations | wall (s) | speed-up | overhead vs ideal (s) | same decisions |",

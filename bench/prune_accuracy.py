@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from amc.training.checkpoints import base_checkpoint_path, load_weights
 from amc.data import iterate_batches, load_dataset
 from amc.graph import build_layer_table
 from amc.models import create_model
 from amc.pruning import LeastSquares, NormSelector, Strategy, adaptive_bn_, thin_with_report
+from amc.training.checkpoints import base_checkpoint_path, load_weights
 from amc.training.loop import evaluate
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from amc.config import load_config, parse_override
+from amc.problem import build_task
 from amc.search.methods import run_search
-from amc.search.task import build_task
 
 CONFIGS = Path(__file__).parent.parent / "configs"
 METHODS = ("amc", "netadapt", "uniform", "sensitivity", "random", "bayes")

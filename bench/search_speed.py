@@ -18,8 +18,8 @@ import statistics
 from pathlib import Path
 
 from amc.config import load_config
+from amc.problem import build_task
 from amc.search.methods import run_search
-from amc.search.task import build_task
 
 RESULTS = Path(__file__).parent / "results"
 

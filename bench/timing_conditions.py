@@ -36,7 +36,7 @@ def child(model: str, size: tuple[int, int, int], condition: str, variants: int)
 
     import hwmodel.lut.backends as backends
     import hwmodel.lut.timing as timing
-    from amc.latency_tables import Grid, load_network, random_kept
+    from amc.costs.latency_tables import Grid, load_network, random_kept
     from amc.pruning import thin
 
     torch.set_num_threads(1)

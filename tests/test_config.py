@@ -121,10 +121,10 @@ def test_every_shipped_config_loads() -> None:
 
 def test_choice_tuples_equal_the_registries_they_name() -> None:
     from amc.agents.algorithms import ALGORITHMS as REAL_ALGORITHMS
+    from amc.costs.registry import AUTO_LUT as REAL_AUTO_LUT
     from amc.problem.base import REWARDS as REAL_REWARDS
     from amc.problem.factory import PROBLEMS
     from amc.pruning.selection import SELECTORS
-    from amc.search.costs import AUTO_LUT as REAL_AUTO_LUT
     from amc.search.methods import METHODS
     from amc.search.parallel import EXECUTORS as REAL_EXECUTORS
     from hwmodel.lut import BACKENDS

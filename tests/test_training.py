@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from amc.training.checkpoints import load_weights, save_checkpoint
 from amc.models import create_model
+from amc.training.checkpoints import load_weights, save_checkpoint
 from amc.training.loop import TrainSettings, accuracy_on, train
 
 

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from amc.compare import compare_runs
+from amc.deliver.compare import compare_runs
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
-from amc.deliver.evaluate import LatencySettings, evaluate_schedule, finetune_settings, schedule_source
-from amc.problem import build_task
+from amc.deliver.sources import LatencySettings, schedule_source
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"finetune.epochs": args.finetune_epochs})
     out = args.out or (run_dir or schedule_file.parent) / "evaluate"
     terminate_as_interrupt()
+    from amc.deliver.evaluate import evaluate_schedule, finetune_settings  # heavy: after the config is checked
+    from amc.problem import build_task
+
     task = build_task(config, progress=not args.no_progress)
     latency = LatencySettings(args.latency_threads, args.throughput_batch)
     evaluate_schedule(task, schedule_file, out, finetune_settings(task), latency, onnx=not args.no_onnx,

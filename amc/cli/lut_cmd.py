@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from amc.cli.args import input_size
-from amc.latency_tables import Grid, Network, build_lut, calibrate_overhead, load_network, validate_lut
+from amc.costs.latency_tables import Grid, Network, build_lut, calibrate_overhead, load_network, validate_lut
 from hwmodel.lut import BACKENDS, LatencyTable, LutCostModel, NetworkOverhead
 from hwmodel.lut.timing import contention_note
 

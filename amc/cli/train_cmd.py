@@ -9,9 +9,9 @@ from typing import cast
 
 import torch
 
-from amc.training.checkpoints import base_checkpoint_path
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.training.base_model import checkpoint_path, load_data, train_base_model
+from amc.training.checkpoints import base_checkpoint_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -20,12 +20,13 @@ from torch import nn
 
 from amc.deliver.apply import apply, as_schedule
 from amc.deliver.export import export
+from amc.deliver.sources import LatencySettings
 from amc.errors import UserError
 from amc.io import atomic_write_json, atomic_write_text
+from amc.problem import Task
 from amc.pruning import remove_masks_
 from amc.report.tables import markdown_table
 from amc.schedule import Schedule, summarize
-from amc.problem import Task
 from amc.training.loop import EpochRecord, TrainSettings, accuracy_on, train
 from hwmodel import CostModel, LayerSpec
 from hwmodel.lut.backends import OrtBackend, TorchBackend
@@ -33,17 +34,6 @@ from hwmodel.lut.backends import OrtBackend, TorchBackend
 EVALUATION_FILE = "evaluation.json"
 STATE_FILE = "finetune.state.pt"
 SETTINGS_FILE = "finetune.json"
-SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
-"""What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
-
-
-@dataclass(frozen=True)
-class LatencySettings:
-    threads: int = 1
-    """One thread, as the latency LUTs are measured: stable on a shared machine, and what batch-1 serving uses."""
-    batch: int = 64
-    """The throughput batch (images per call), measured beside batch 1."""
-    repeats: int = 30
 
 
 @dataclass(frozen=True)
@@ -144,23 +134,6 @@ def _pct(value: float) -> str:
 def read_evaluation(folder: Path) -> Evaluation | None:
     path = Path(folder) / EVALUATION_FILE
     return Evaluation.from_dict(json.loads(path.read_text())) if path.is_file() else None
-
-
-def schedule_source(path: Path) -> tuple[Path | None, Path]:
-    """(run folder or None, schedule file) for `amc evaluate RUN_DIR | STRATEGY`."""
-    path = Path(path)
-    if path.is_dir():
-        for name in SCHEDULE_FILES:
-            if (path / name).is_file():
-                return path, path / name
-        raise UserError(
-            f"{path} holds no {' or '.join(SCHEDULE_FILES)}.",
-            fix="pass a run folder written by `amc search` (after its first episode), or a strategy file.",
-        )
-    if not path.is_file():
-        raise UserError(f"{path} does not exist.", fix="pass a run folder or a strategy / schedule file.")
-    run = path.parent if (path.parent / "config.yaml").is_file() else None
-    return run, path
 
 
 def finetune_settings(task: Task) -> TrainSettings:

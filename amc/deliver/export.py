@@ -1,10 +1,10 @@
 """One folder layout for every pruned network amc writes (`amc prune`, `amc evaluate`, `amc.export`):
 
-    model.pt            the state dict (`torch.load(weights_only=True)`)
-    architecture.json   zoo models only: the thinned shapes, so `amc.pruning.load_thinned` rebuilds it alone
-    schedule.json       the strategy / densities applied (amc's own format), what `load_pruned` reads back
-    schedule.yaml       the same as a Distiller-style schedule
-    model.onnx          checked against ONNX Runtime (unless skipped)
+model.pt            the state dict (`torch.load(weights_only=True)`)
+architecture.json   zoo models only: the thinned shapes, so `amc.pruning.load_thinned` rebuilds it alone
+schedule.json       the strategy / densities applied (amc's own format), what `load_pruned` reads back
+schedule.yaml       the same as a Distiller-style schedule
+model.onnx          checked against ONNX Runtime (unless skipped)
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def load_pruned(base: nn.Module, folder: str | Path, input_size: tuple[int, int,
     folder = Path(folder)
     path = folder / SCHEDULE_FILE
     if not path.is_file():
-        raise UserError(f"{path} does not exist.", fix="pass a folder written by amc.export, `amc prune` or `amc evaluate`.")
+        raise UserError(
+            f"{path} does not exist.", fix="pass a folder written by amc.export, `amc prune` or `amc evaluate`."
+        )
     saved = Schedule.from_dict(json.loads(path.read_text()), f"schedule {path}")
     size = input_size or (saved.strategy.metadata.input_size if saved.strategy else None)
     if size is None:

@@ -9,7 +9,7 @@ from amc.problem.base import REWARDS, Bounds, PruningProblem, Settings
 from amc.problem.budget import Budget, resolve_budget
 from amc.problem.channel import ChannelProblem, Variant
 from amc.problem.density import DensityProblem
-from amc.problem.factory import PROBLEMS, Task, build_task, problem_from_objects, settings_of
+from amc.problem.factory import PROBLEMS, Task, build_task, problem_from_objects
 from amc.problem.outcome import Outcome, Result
 from amc.problem.scoring import CallbackScorer, Scorer, SearchValScorer
 

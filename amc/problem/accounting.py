@@ -11,25 +11,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 
-from amc.graph import CouplingGroup, LayerTable
-from amc.pruning import round_channels
+from amc.graph import LayerTable
+from amc.pruning import candidate_counts
 from hwmodel import CostModel
+
+__all__ = ["Accountant", "ChannelAccountant", "DensityAccountant", "candidate_counts", "density_grid", "snap_density"]
 
 DENSITY_STEP = 0.01
 """Densities are searched on multiples of this (plus the bounds), as channel counts are on multiples of round_to."""
 
 
-def candidate_counts(group: CouplingGroup, round_to: int, lbound: float, rbound: float) -> list[int]:
-    """Channel counts a search may give `group`: the rounded counts between its lbound and rbound keeps."""
-    low = round_channels(lbound, group.channels, round_to, group.divisor)
-    high = round_channels(rbound, group.channels, round_to, group.divisor)
-    step = math.lcm(round_to, group.divisor)
-    if step > group.channels:
-        step = group.divisor
-    counts = {count for count in range(step, group.channels + 1, step) if low <= count <= high}
-    counts.update({low, high})
-    return sorted(counts)
+V = TypeVar("V", int, float)
+
+
+class Accountant(Protocol[V]):
+    """What a problem prices with: the dense cost, the dense cost per layer, any variant's cost, and the largest
+    feasible value of one unit (a ChannelAccountant: group -> kept count; a DensityAccountant: layer -> density)."""
+
+    cost_model: CostModel
+    dense_cost: float
+    dense_layer_costs: tuple[float, ...]
+
+    def cost(self, decisions: Mapping[int, V], /) -> float: ...
+
+    def largest_feasible(
+        self, unit: int, values: Sequence[V], decisions: Mapping[int, V], limit: float
+    ) -> V | None: ...
 
 
 def density_grid(lbound: float, rbound: float, step: float = DENSITY_STEP) -> list[float]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from amc.errors import UserError
 from amc.graph import Layer, LayerTable
+from amc.problem.accounting import Accountant
 from amc.problem.budget import Budget
 from amc.problem.outcome import Outcome, Result
 from amc.problem.scoring import Scorer
@@ -92,20 +93,6 @@ class Settings:
             )
 
 
-class Accountant(ABC, Generic[V]):
-    """What a problem prices with (see amc.problem.accounting)."""
-
-    cost_model: CostModel
-    dense_cost: float
-    dense_layer_costs: tuple[float, ...]
-
-    @abstractmethod
-    def cost(self, decisions: Mapping[int, V], /) -> float: ...
-
-    @abstractmethod
-    def largest_feasible(self, unit: int, values: list[V], decisions: Mapping[int, V], limit: float) -> V | None: ...
-
-
 class PruningProblem(ABC, Generic[V]):
     """Decisions per unit under a hard budget; subclasses say what a unit is, its values and how they apply."""
 
@@ -134,7 +121,7 @@ class PruningProblem(ABC, Generic[V]):
 
     @property
     @abstractmethod
-    def accountant(self) -> Accountant: ...
+    def accountant(self) -> Accountant[V]: ...
 
     @abstractmethod
     def unit_layers(self, unit: int) -> list[Layer]:
@@ -198,9 +185,7 @@ class PruningProblem(ABC, Generic[V]):
 
     def keep_ratios(self, decisions: Mapping[int, V]) -> tuple[float, ...]:
         """Per step: the share kept (units not decided keep everything)."""
-        return tuple(
-            self.ratio(unit, decisions[unit]) if unit in decisions else 1.0 for unit in self.order
-        )
+        return tuple(self.ratio(unit, decisions[unit]) if unit in decisions else 1.0 for unit in self.order)
 
     def reward(self, accuracy: float, cost: float) -> float:
         return self._reward(accuracy, cost, self.budget.metric)

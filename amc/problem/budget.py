@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from amc.errors import UserError
-from hwmodel import CostModel
+from amc.problem.accounting import Accountant
 
-_Value_contra = TypeVar("_Value_contra", contravariant=True)
+V = TypeVar("V", int, float)
 
 
 @dataclass(frozen=True)
@@ -28,30 +28,21 @@ class Budget:
         return self.value / self.dense_cost
 
 
-class Pricer(Protocol[_Value_contra]):
-    """What a budget is resolved with: the cost model and a price for any decisions (an accountant)."""
-
-    cost_model: CostModel
-    dense_cost: float
-
-    def cost(self, decisions: Mapping[int, _Value_contra], /) -> float: ...
-
-
 def resolve_budget(
-    pricer: Pricer[_Value_contra],
-    minimum: Mapping[int, _Value_contra],
+    accountant: Accountant[V],
+    minimum: Mapping[int, V],
     value: float | None,
     ratio: float | None,
     lbound: float,
 ) -> Budget:
     """The budget in the cost model's unit (value, or ratio x dense cost), refused when even `minimum` misses it."""
-    model = pricer.cost_model
-    dense = pricer.dense_cost
+    model = accountant.cost_model
+    dense = accountant.dense_cost
     if value is None:
         if ratio is None:
             raise UserError("no budget given.", fix="set budget.ratio (e.g. 0.5) or budget.value.")
         value = ratio * dense
-    smallest = pricer.cost(minimum)
+    smallest = accountant.cost(minimum)
     if smallest > value:
         raise UserError(
             f"the budget {value:.6g} {model.unit} ({100 * value / dense:.1f}% of the dense {dense:.6g} {model.unit} "

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from amc.config import ExperimentConfig
+from amc.costs.registry import bound_to, make_cost_model
 from amc.data import DataBundle
 from amc.errors import UserError
 from amc.graph import build_layer_table
@@ -22,7 +23,6 @@ from amc.problem.channel import ChannelProblem
 from amc.problem.density import DensityProblem
 from amc.problem.scoring import Scorer, SearchValScorer
 from amc.pruning import StrategyMetadata
-from amc.search.costs import bound_to, make_cost_model
 from amc.training.base_model import load_base_model, load_data
 from hwmodel import CostModel
 

@@ -13,7 +13,7 @@ from amc.pruning.finegrained import (
 )
 from amc.pruning.reconstruction import LayerFit, ReconstructionReport
 from amc.pruning.selection import ChannelSelector, LeastSquares, NormSelector, get_selector
-from amc.pruning.strategy import LayerKeep, Strategy, StrategyMetadata, round_channels
+from amc.pruning.strategy import LayerKeep, Strategy, StrategyMetadata, candidate_counts, round_channels
 from amc.pruning.thinning import PruningError, ThinResult, thin, thin_with_report
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "ThinResult",
     "adaptive_bn_",
     "apply_masks_",
+    "candidate_counts",
     "export_onnx",
     "get_selector",
     "load_thinned",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,18 @@ def round_channels(ratio: float, channels: int, round_to: int = 8, divisor: int 
         step = divisor
     kept = math.floor(ratio * channels / step + 0.5) * step
     return min(max(kept, step), channels)
+
+
+def candidate_counts(group: CouplingGroup, round_to: int, lbound: float, rbound: float) -> list[int]:
+    """Channel counts a search may give `group`: the rounded counts between its lbound and rbound keeps."""
+    low = round_channels(lbound, group.channels, round_to, group.divisor)
+    high = round_channels(rbound, group.channels, round_to, group.divisor)
+    step = math.lcm(round_to, group.divisor)
+    if step > group.channels:
+        step = group.divisor
+    counts = {count for count in range(step, group.channels + 1, step) if low <= count <= high}
+    counts.update({low, high})
+    return sorted(counts)
 
 
 @dataclass(frozen=True)
@@ -156,10 +168,6 @@ class Strategy:
             count = kept.get(group.index, group.channels)
             layers.append(LayerKeep(layer.name, group.index, group.channels, count, ratios.get(group.index, 1.0)))
         return cls(tuple(layers), round_to, meta)
-
-    def with_metadata(self, **changes: Any) -> Strategy:
-        """A copy with some metadata fields replaced (e.g. the measured accuracy)."""
-        return replace(self, metadata=replace(self.metadata, **changes))
 
     # ----------------------------------------------------------------- views
 

@@ -14,7 +14,7 @@ from typing import Any
 from torch import nn
 
 from amc.graph import LayerTable
-from amc.pruning.thinning import thin
+from amc.pruning.apply import prune_network
 from amc.schedule.schedule import Schedule
 
 
@@ -51,7 +51,9 @@ def summarize(schedule: Schedule, table: LayerTable, model: nn.Module) -> Schedu
     """Figures of `model` (described by `table`) under `schedule`; `model` is not changed."""
     kept = schedule.kept_channels(table)
     specs = table.specs(kept)
-    thinned_params = sum(p.numel() for p in thin(model, table, kept).parameters()) if kept else table.total_params
+    thinned_params = (
+        sum(p.numel() for p in prune_network(model, table, kept).model.parameters()) if kept else table.total_params
+    )
     layers = []
     for layer, spec in zip(table.layers, specs):
         density = schedule.density(layer.name)

@@ -95,7 +95,9 @@ def run_amc(
         log(f"resuming {out} after episode {done}")
     start = time.perf_counter()
     if config.agent.policy:
-        _run_greedy(agent, env, folder, problem.budget.value, Path(config.agent.policy), config.search.episodes, progress)
+        _run_greedy(
+            agent, env, folder, problem.budget.value, Path(config.agent.policy), config.search.episodes, progress
+        )
     else:
         _learn(agent, folder, problem.budget.value, done, config.search.episodes, steps, agent_path, progress)
     return finish_search(task, folder, time.perf_counter() - start, log=log)

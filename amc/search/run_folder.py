@@ -31,7 +31,19 @@ from amc.schedule import save_schedule
 
 BEST_FILES = {Strategy: "best_strategy.json", LayerDensities: "best_densities.json"}
 
-BASE_COLUMNS = ("episode", "reward", "accuracy", "cost", "budget", "wall_s", "eval_s", "prune_s", "tune_s", "cost_s", "agent_s")
+BASE_COLUMNS = (
+    "episode",
+    "reward",
+    "accuracy",
+    "cost",
+    "budget",
+    "wall_s",
+    "eval_s",
+    "prune_s",
+    "tune_s",
+    "cost_s",
+    "agent_s",
+)
 
 
 @dataclass
@@ -141,8 +153,12 @@ class RunFolder:
         keep_columns = self.columns[len(BASE_COLUMNS) :]
         return [
             EpisodeRow(
-                int(row["episode"]), float(row["reward"]), float(row["accuracy"]), float(row["cost"]),
-                float(row["budget"]), [float(row[column]) for column in keep_columns if row.get(column)],
+                int(row["episode"]),
+                float(row["reward"]),
+                float(row["accuracy"]),
+                float(row["cost"]),
+                float(row["budget"]),
+                [float(row[column]) for column in keep_columns if row.get(column)],
                 float(row["wall_s"]),
             )  # fmt: skip
             for row in self.read_rows()

@@ -13,11 +13,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from amc.training.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
 from amc.config import ExperimentConfig
 from amc.data import DataBundle, load_dataset
 from amc.errors import UserError
 from amc.models import create_model
+from amc.training.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
 from amc.training.loop import TrainResult, TrainSettings, accuracy_on, train
 
 

@@ -7,7 +7,7 @@ import json
 import torch
 
 from amc.cli.main import main
-from amc.latency_tables import Grid, load_network, random_kept, search_grid
+from amc.costs.latency_tables import Grid, load_network, random_kept, search_grid
 from hwmodel.lut.table import LatencyTable
 
 torch.set_num_threads(1)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import amc.latency_tables as latency_tables
-from amc.errors import UserError
-from amc.latency_tables import (
+import amc.costs.latency_tables as latency_tables
+from amc.costs.latency_tables import (
     Grid,
     calibrate_overhead,
     calibration_variants,
@@ -16,6 +15,7 @@ from amc.latency_tables import (
     network_pools,
     validate_lut,
 )
+from amc.errors import UserError
 from hwmodel.lut import LatencyTable, LutCostModel
 
 torch.set_num_threads(1)

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-import amc.latency_tables as latency_tables
+import amc.costs.latency_tables as latency_tables
+from amc.costs.latency_tables import Grid, load_network, nearest_choice, reachable_channels, search_grid
 from amc.graph import LayerTable, build_layer_table
-from amc.latency_tables import Grid, load_network, nearest_choice, reachable_channels, search_grid
 from hwmodel.spec import LayerSpec
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amc.training.checkpoints import save_checkpoint
 from amc.cli.main import main
 from amc.models import create_model
-from amc.pruning import Strategy
 from amc.pruning.export import load_thinned
 from amc.schedule import load_schedule
+from amc.training.checkpoints import save_checkpoint
 
 
 def test_prune_uniform_keep_writes_everything(tmp_path, capsys) -> None:
@@ -23,6 +22,23 @@ def test_prune_uniform_keep_writes_everything(tmp_path, capsys) -> None:
     model = load_thinned(out)
     assert model.stem[0].out_channels == 8
     assert model(torch.randn(1, 3, 16, 16)).shape == (1, 10)
+
+
+def test_load_pruned_reads_what_prune_writes(tmp_path) -> None:
+    """`amc prune`, `amc evaluate` and `amc.export` write one folder layout; `amc.load_pruned` reads it back."""
+    import amc
+
+    torch.manual_seed(0)
+    base = create_model("tiny").eval()
+    checkpoint = tmp_path / "tiny.pt"
+    save_checkpoint(checkpoint, base, {"model": "tiny", "input_size": [3, 16, 16], "num_classes": 10})
+    out = tmp_path / "out"
+    argv = ["prune", "tiny", "--keep", "0.5", "--checkpoint", str(checkpoint), "--out", str(out), "--no-onnx"]
+    assert main([*argv, "--repeats", "3"]) == 0
+    rebuilt = amc.load_pruned(base, out)
+    example = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(rebuilt(example), load_thinned(out)(example))
+    assert rebuilt.stem[0].out_channels == 8
 
 
 def test_prune_from_checkpoint_and_schedule_with_lstsq_and_adaptive_bn(tmp_path, capsys) -> None:

@@ -12,6 +12,7 @@ import pytest
 from amc.cli.main import main
 from amc.config import load_config
 from amc.errors import UserError
+from amc.problem import Task, build_task
 from amc.pruning import Strategy
 from amc.search.baselines import sensitivity
 from amc.search.baselines.common import channel_problem
@@ -19,7 +20,6 @@ from amc.search.baselines.sensitivity import keep_at_drop
 from amc.search.baselines.uniform import uniform_keep, uniform_kept
 from amc.search.methods import run_search
 from amc.search.netadapt import ITERATIONS_FILE, iteration_target
-from amc.problem import Task, build_task
 
 SMOKE = "configs/smoke.yaml"
 BASELINES = ("netadapt", "uniform", "sensitivity", "random", "bayes")

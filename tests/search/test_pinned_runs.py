@@ -27,7 +27,10 @@ RUNS: dict[str, dict[str, object]] = {
     "sensitivity": {"search.method": "sensitivity", "search.sensitivity.keeps": [0.75, 0.5]},
     "netadapt": {"search.method": "netadapt", **QUICK_NETADAPT},
     "random-mobilenetv2": {
-        "search.method": "random", "model.name": "mobilenetv2", "model.checkpoint": "none", "search.episodes": 3,
+        "search.method": "random",
+        "model.name": "mobilenetv2",
+        "model.checkpoint": "none",
+        "search.episodes": 3,
         "search.eval_images": 64,
     },  # fmt: skip
 }
@@ -37,8 +40,8 @@ MobileNetV2, depthwise groups)."""
 
 def _run(name: str, out: Path) -> Path:
     from amc.config import load_config
-    from amc.search.methods import run_search
     from amc.problem import build_task
+    from amc.search.methods import run_search
 
     config = load_config(SMOKE, RUNS[name])
     run_search(build_task(config, progress=False, log=lambda _: None), out, progress=False, log=lambda _: None)

@@ -15,9 +15,9 @@ import pytest
 
 from amc.cli.main import main
 from amc.config import load_config
+from amc.problem import build_task
 from amc.pruning import Strategy
 from amc.search.methods import run_search
-from amc.problem import build_task
 
 SMOKE = "configs/smoke.yaml"
 

@@ -21,8 +21,7 @@ from tqdm.auto import tqdm
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
-from amc.problem.accounting import candidate_counts
-from amc.pruning import thin
+from amc.pruning import candidate_counts, prune_network
 from hwmodel.errors import HwModelError
 from hwmodel.lut import (
     FidelityReport,
@@ -179,7 +178,9 @@ def measure_variants(
 
     bounds = [0, *network_pools(variants, weight_bytes, POOL_BYTES), len(variants)]
     for start, stop in zip(bounds, bounds[1:]):
-        models = (thin(network.model, network.table, kept) for kept in variants[start:stop])  # one thin copy at a time
+        models = (
+            prune_network(network.model, network.table, kept).model for kept in variants[start:stop]
+        )  # one thin copy at a time
         latencies += [m.median_ms for m in lut.backend.measure_networks(models, shape, rounds)]
         if done:
             done(stop - start)

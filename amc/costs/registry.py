@@ -37,7 +37,7 @@ def make_cost_model(
 ) -> CostModel:  # fmt: skip
     name = config.cost.model
     if name == AUTO_LUT:
-        from amc.latency_tables import Grid, Network, build_lut
+        from amc.costs.latency_tables import Grid, Network, build_lut
 
         path = auto_lut_path(config, table.input_size)
         network = Network(config.model.name, model, table, table.input_size)

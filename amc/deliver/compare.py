@@ -17,15 +17,16 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from amc.config import ExperimentConfig, load_config
+from amc.deliver.evaluate import read_evaluation
+from amc.deliver.sources import schedule_source
 from amc.errors import UserError
-from amc.deliver.evaluate import read_evaluation, schedule_source
-from amc.training.base_model import load_data
 from amc.graph import build_layer_table
 from amc.io import atomic_write_text
 from amc.models import create_model
 from amc.report.plots import ParetoPoint, plot_keep_ratios_side_by_side, plot_pareto
 from amc.report.tables import csv_text, markdown_table, mean_spread
 from amc.schedule import Schedule, load_schedule, summarize
+from amc.training.base_model import load_data
 
 EVALUATE_FOLDER = "evaluate"
 

@@ -1,0 +1,38 @@
+"""What `amc evaluate` starts from and how it times, readable before any heavy import: the CLI resolves the run
+folder and its config (and refuses a bad one) before torch and the data load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from amc.errors import UserError
+
+SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
+"""What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
+
+
+@dataclass(frozen=True)
+class LatencySettings:
+    threads: int = 1
+    """One thread, as the latency LUTs are measured: stable on a shared machine, and what batch-1 serving uses."""
+    batch: int = 64
+    """The throughput batch (images per call), measured beside batch 1."""
+    repeats: int = 30
+
+
+def schedule_source(path: Path) -> tuple[Path | None, Path]:
+    """(run folder or None, schedule file) for `amc evaluate RUN_DIR | STRATEGY`."""
+    path = Path(path)
+    if path.is_dir():
+        for name in SCHEDULE_FILES:
+            if (path / name).is_file():
+                return path, path / name
+        raise UserError(
+            f"{path} holds no {' or '.join(SCHEDULE_FILES)}.",
+            fix="pass a run folder written by `amc search` (after its first episode), or a strategy file.",
+        )
+    if not path.is_file():
+        raise UserError(f"{path} does not exist.", fix="pass a run folder or a strategy / schedule file.")
+    run = path.parent if (path.parent / "config.yaml").is_file() else None
+    return run, path
