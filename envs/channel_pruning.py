@@ -3,9 +3,9 @@
 One episode is one pass over the problem's decision units (coupling groups, or layers for the element-wise
 problem). Observation: the layer embedding of the unit about to be decided (Distiller's 13 fields: index, op,
 in/out channels, H, W, stride, kernel, MACs, params, reduced, rest, previous action), static columns min-max
-normalised across the units, `reduced`/`rest` in the budget's own unit. Action: one value in [-1, 1], mapped to
-the unit's decision range by the problem's bounds and clipped by the problem so that the budget stays
-reachable. After the last unit the problem scores the decisions; the reward is the outcome's.
+normalised across the units, `reduced`/`rest` in the budget's own unit. Action: `problem.decision_size` values
+in [-1, 1] (one keep ratio or density here), mapped to the unit's decision by the problem and clipped by it so
+that the budget stays reachable. After the last unit the problem scores the decisions; the reward is the outcome's.
 
 The env is handed a ready problem; it reads no files and builds no loaders. `envs.factory` builds one from a
 config for `gymnasium.make`.
@@ -41,7 +41,7 @@ class ChannelPruningEnv(gym.Env):
         self._static = self._static_features()
         self._rest = self._rest_costs()
         self.observation_space = spaces.Box(0.0, 1.0, shape=(len(OBSERVATION_FIELDS),), dtype=np.float32)
-        self.action_space = spaces.Box(-1.0, 1.0, shape=(1,), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, shape=(problem.decision_size,), dtype=np.float32)
         self._step = 0
         self._decided: dict[int, Any] = {}
         self._previous_keep = 1.0
@@ -78,16 +78,14 @@ class ChannelPruningEnv(gym.Env):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         problem = self.problem
         unit = problem.order[self._step]
-        wanted = problem.bounds.value(float(np.asarray(action, dtype=np.float64).reshape(-1)[0]))
+        wanted = problem.wanted(self._step, np.asarray(action, dtype=np.float64).reshape(-1).tolist())
         tick = time.perf_counter()
         value = problem.clip(self._step, self._decided, wanted)
         self._clip_seconds += time.perf_counter() - tick
         self._decided[unit] = value
         self._previous_keep = problem.ratio(unit, value)
+        info: dict[str, Any] = {"executed_action": np.array(problem.executed_action(self._step, value), np.float32)}
         self._step += 1
-        info: dict[str, Any] = {
-            "executed_action": np.array([problem.bounds.action(self._previous_keep)], dtype=np.float32)
-        }
         if self._step < len(problem.order):
             return self._get_obs(), 0.0, False, False, info
         outcome = problem.score(self._decided)

@@ -7,7 +7,7 @@ model) and the cost models, never an env or a search method.
 from amc.problem.accounting import ChannelAccountant, DensityAccountant, candidate_counts, density_grid
 from amc.problem.base import REWARDS, Bounds, PruningProblem, Settings
 from amc.problem.budget import Budget, resolve_budget
-from amc.problem.channel import ChannelProblem, Variant
+from amc.problem.channel import ChannelProblem, PrunedModel
 from amc.problem.density import DensityProblem
 from amc.problem.factory import PROBLEMS, Task, build_task, problem_from_objects
 from amc.problem.outcome import Outcome, Result
@@ -30,7 +30,7 @@ __all__ = [
     "SearchValScorer",
     "Settings",
     "Task",
-    "Variant",
+    "PrunedModel",
     "build_task",
     "candidate_counts",
     "density_grid",

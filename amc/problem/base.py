@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from torch import nn
 
@@ -96,6 +96,8 @@ class Settings:
 class PruningProblem(ABC, Generic[V]):
     """Decisions per unit under a hard budget; subclasses say what a unit is, its values and how they apply."""
 
+    decision_size: ClassVar[int] = 1
+    """Numbers an agent gives per step (one keep ratio here; a joint keep + bit-width problem would give more)."""
     order: tuple[int, ...]
     """Decision units in step order (group or layer indices)."""
     candidates: dict[int, list[V]]
@@ -168,6 +170,14 @@ class PruningProblem(ABC, Generic[V]):
     def largest_feasible(self, unit: int, values: list[V], decisions: Mapping[int, V], limit: float) -> V | None:
         """The largest of `values` for `unit` (others as in `decisions`) whose variant costs <= limit."""
         return self.accountant.largest_feasible(unit, values, decisions, limit)
+
+    def wanted(self, step: int, action: Sequence[float]) -> float:
+        """The share a step's normalised action (`decision_size` numbers in [-1, 1]) asks for."""
+        return self.bounds.value(float(action[0]))
+
+    def executed_action(self, step: int, value: V) -> list[float]:
+        """The normalised action that gives `value` at `step` (what was really done, for the agent's replay)."""
+        return [self.bounds.action(self.ratio(self.order[step], value))]
 
     def clip(self, step: int, decided: Mapping[int, V], wanted: float) -> V:
         """AMC's action wall on the staircase: the largest allowed value <= the wanted share that keeps the

@@ -20,7 +20,7 @@ from hwmodel import CostModel
 
 
 @dataclass(frozen=True)
-class Variant:
+class PrunedModel:
     """An already pruned (and tuned) network to continue from: its decisions, weights and layer table."""
 
     decisions: dict[int, int]
@@ -70,7 +70,7 @@ class ChannelProblem(PruningProblem[int]):
         count = self.snap(unit, wanted)
         return max((value for value in self.candidates[unit] if value <= count), default=self.candidates[unit][0])
 
-    def apply(self, decisions: Mapping[int, int], start: Variant | None = None) -> nn.Module:
+    def apply(self, decisions: Mapping[int, int], start: PrunedModel | None = None) -> nn.Module:
         """Channels removed by the problem's selection, from the base model or from `start` (only the groups
         whose counts differ from the start's are cut further)."""
         calibration = self.scorer.bn_batches if self.settings.selection == "lstsq" else None
@@ -85,7 +85,7 @@ class ChannelProblem(PruningProblem[int]):
         decisions: Mapping[int, int],
         *,
         tune: Tune | None = None,
-        start: Variant | None = None,
+        start: PrunedModel | None = None,
         keep_weights: bool = False,
     ) -> Outcome:
         """Price, apply (from the base model or `start`), optionally tune, and score; `keep_weights` returns

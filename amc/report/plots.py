@@ -15,13 +15,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 from amc.pruning import Strategy  # noqa: E402
 
 
-def plot_search_progress(rows: Sequence[dict[str, str]], path: Path, budget: object | None = None) -> None:
-    """Reward and search-val accuracy per episode, with the running best."""
-    if not rows:
+def plot_search_progress(
+    episodes: Sequence[int], accuracies: Sequence[float], rewards: Sequence[float], path: Path
+) -> None:
+    """Reward and search-val accuracy (in [0, 1]) per episode, with the running best."""
+    if not episodes:
         return
-    episodes = [int(row["episode"]) for row in rows]
-    accuracy = [100 * float(row["accuracy"]) for row in rows]
-    reward = [float(row["reward"]) for row in rows]
+    accuracy = [100 * value for value in accuracies]
+    reward = list(rewards)
     best = [max(accuracy[: i + 1]) for i in range(len(accuracy))]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
     top.plot(episodes, accuracy, ".", alpha=0.5, label="episode")

@@ -39,7 +39,7 @@ from amc.data import iterate_batches
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.io import atomic_torch_save, atomic_write_text
-from amc.problem import ChannelProblem, Outcome, Task, Variant
+from amc.problem import ChannelProblem, Outcome, PrunedModel, Task
 from amc.pruning import PruningError, prune_network
 from amc.search.baselines.common import channel_problem, open_folder, record
 from amc.search.parallel import Executor, open_executor
@@ -101,25 +101,25 @@ class Candidate:
 
 @dataclass
 class Worker:
-    """A worker's context: the task (without the evaluation-only data) and the current network as a variant,
+    """A worker's context: the task (without the evaluation-only data) and the current network as a PrunedModel,
     rebuilt once per iteration. The current network goes with each candidate because it changes every iteration
     (~1 MB of weights for ResNet-20, small next to a short-term fine-tune)."""
 
     task: Task
     train: Dataset | None
-    variant: tuple[int, Variant] | None = None
+    start_model: tuple[int, PrunedModel] | None = None
 
     @property
     def problem(self) -> ChannelProblem:
         return channel_problem(self.task)
 
-    def start(self, current: Current) -> Variant:
-        if self.variant is None or self.variant[0] != current.iteration:
+    def start(self, current: Current) -> PrunedModel:
+        if self.start_model is None or self.start_model[0] != current.iteration:
             model = materialise(self.problem, current)
             table = build_layer_table(model, self.task.input_size, self.task.config.model.name)
             check_groups(self.problem.table, table)
-            self.variant = (current.iteration, Variant(dict(current.kept), model, table))
-        return self.variant[1]
+            self.start_model = (current.iteration, PrunedModel(dict(current.kept), model, table))
+        return self.start_model[1]
 
 
 def worker_setup(payload: tuple[Task, Dataset | None]) -> Worker:

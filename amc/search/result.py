@@ -98,7 +98,11 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
     else:
         plot_keep_ratios(best, plots / "best_keep_ratios.png")
     folder.write_summary(summary)
-    plot_search_progress(folder.read_rows(), plots / "search_progress.png", problem.budget)
+    rows = folder.episode_rows()
+    plot_search_progress(
+        [row.episode for row in rows], [row.accuracy for row in rows], [row.reward for row in rows],
+        plots / "search_progress.png",
+    )  # fmt: skip
     log(result.table())
     if isinstance(best, LayerDensities):
         log(

@@ -8,7 +8,7 @@ import pytest
 
 from amc.errors import UserError
 from amc.graph import build_layer_table
-from amc.problem import Bounds, ChannelProblem, DensityProblem, PruningProblem, Variant, density_grid
+from amc.problem import Bounds, ChannelProblem, DensityProblem, PrunedModel, PruningProblem, density_grid
 from amc.problem.accounting import snap_density
 from amc.pruning import LayerDensities, Strategy, prune_network
 
@@ -87,7 +87,7 @@ def test_scoring_from_a_pruned_variant_cuts_only_what_changed(make_problem: Make
     first, second, *_ = problem.order
     start_decisions = {first: problem.candidates[first][0]}
     start_model = problem.apply(start_decisions)
-    start = Variant(start_decisions, start_model, build_layer_table(start_model, problem.table.input_size))
+    start = PrunedModel(start_decisions, start_model, build_layer_table(start_model, problem.table.input_size))
     decisions = {**start_decisions, second: problem.candidates[second][0]}
     tuned: list[object] = []
     outcome = problem.score(decisions, start=start, tune=tuned.append, keep_weights=True)

@@ -13,7 +13,7 @@ from amc.cli.main import main
 from amc.config import load_config
 from amc.errors import UserError
 from amc.problem import Task, build_task
-from amc.pruning import Strategy
+from amc.pruning import LayerDensities, Strategy
 from amc.search.baselines import sensitivity
 from amc.search.baselines.common import channel_problem
 from amc.search.baselines.sensitivity import keep_at_drop
@@ -65,6 +65,26 @@ def test_method_meets_the_budget_and_writes_the_run_folder(method: str, tmp_path
     within = [float(row["accuracy"]) for row in rows(run) if float(row["cost"]) <= float(row["budget"])]
     assert summary["best_accuracy"] == pytest.approx(max(within), abs=1e-6)
     assert load_config(run / "config.yaml").search.method == method
+
+
+@pytest.mark.parametrize("method", ["random", "bayes"])
+def test_random_and_bayes_search_element_wise_densities(method: str, tmp_path: Path) -> None:
+    """Methods that play actions through problem.clip work on any problem, the element-wise one included."""
+    run = tmp_path / "run"
+    search(method, run, **{"search.granularity": "element", "cost.model": "sparse:macs", "search.episodes": 4})
+    densities = LayerDensities.load(run / "best_densities.json")
+    summary = json.loads((run / "summary.json").read_text())
+    assert len(rows(run)) == 4 and summary["best_cost"] <= summary["budget"]["value"]
+    assert densities.densities and all(0.2 - 1e-9 <= d < 1.0 for d in densities.densities.values())
+    assert [column for column in rows(run)[0] if column.startswith("keep:")] == [
+        "keep:stem.0", "keep:conv1", "keep:conv2", "keep:down.0", "keep:fc",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("method", ["uniform", "sensitivity", "netadapt"])
+def test_channel_methods_refuse_element_wise(method: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"prunes channels.*granularity=element"):
+        search(method, tmp_path / "run", **{"search.granularity": "element", "cost.model": "sparse:macs"})
 
 
 def test_random_trials_resume_to_the_straight_run(tmp_path: Path) -> None:

@@ -44,7 +44,7 @@ def play(problem: PruningProblem, actions: Sequence[float]) -> Outcome:
     tick = time.perf_counter()
     decided: dict[int, Any] = {}
     for step, action in enumerate(actions):
-        wanted = problem.bounds.value(float(np.float32(action)))
+        wanted = problem.wanted(step, [float(np.float32(action))])
         decided[problem.order[step]] = problem.clip(step, decided, wanted)
     clip_s = time.perf_counter() - tick
     outcome = problem.score(decided)
