@@ -34,7 +34,7 @@ REWARDS = ("acc", "error_log_cost")
 GRANULARITIES = ("channel", "element")
 """`search.granularity`: the keys of amc.problem.factory.PROBLEMS."""
 EXECUTORS = ("local", "ray")
-"""`search.executor`: amc.search.parallel.EXECUTORS."""
+"""`search.executor`: local worker processes or Ray actors (amc.search.parallel builds them)."""
 SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2")
 """`search.selection`: the keys of amc.pruning.selection.SELECTORS."""
 ALGORITHMS = ("ddpg", "td3", "sac")

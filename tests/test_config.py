@@ -14,7 +14,6 @@ from amc.config import (
     ALGORITHMS,
     AUTO_LUT,
     CHOICES,
-    EXECUTORS,
     GRANULARITIES,
     LUT_BACKENDS,
     MOVED_KEYS,
@@ -121,22 +120,18 @@ def test_every_shipped_config_loads() -> None:
 
 def test_choice_tuples_equal_the_registries_they_name() -> None:
     from amc.agents.algorithms import ALGORITHMS as REAL_ALGORITHMS
-    from amc.costs.registry import AUTO_LUT as REAL_AUTO_LUT
     from amc.problem.base import REWARDS as REAL_REWARDS
     from amc.problem.factory import PROBLEMS
     from amc.pruning.selection import SELECTORS
     from amc.search.methods import METHODS
-    from amc.search.parallel import EXECUTORS as REAL_EXECUTORS
     from hwmodel.lut import BACKENDS
 
     assert tuple(METHODS) == SEARCH_METHODS
     assert tuple(REAL_ALGORITHMS) == ALGORITHMS
     assert set(SELECTIONS) == set(SELECTORS)
-    assert tuple(REAL_EXECUTORS) == EXECUTORS
     assert set(LUT_BACKENDS) == set(BACKENDS)
     assert set(REWARDS) == set(REAL_REWARDS)
     assert set(GRANULARITIES) == set(PROBLEMS)
-    assert AUTO_LUT == REAL_AUTO_LUT
 
 
 def test_optimizer_choices_are_what_training_builds() -> None:

@@ -12,13 +12,12 @@ from pathlib import Path
 
 from torch import nn
 
-from amc.config import ExperimentConfig
+from amc.config import AUTO_LUT, ExperimentConfig
 from amc.graph import LayerTable
 from amc.training.checkpoints import cache_dir
 from hwmodel import CostModel, create_cost_model
 from hwmodel.lut.fingerprint import TIMING_METHOD
 
-AUTO_LUT = "lut:auto"
 LUT_THREADS = 1
 """LUTs are measured on one thread: the figure is stable when the other core is busy, and it is the setting
 latency-bound deployment uses."""

@@ -3,13 +3,14 @@
 A problem is an ordered list of decision units (coupling groups, or layers), each with its allowed values on a
 staircase (channel counts, or densities), a hard budget by one cost model, and a scorer. Methods decide values
 and ask the problem to price, clip, apply and score them; the Gymnasium env is a thin adapter that turns each
-step's action into one decision. `ChannelProblem` and `DensityProblem` share everything here; a later problem
-with more than one decision per unit (bit-widths) adds its own values and `apply` without touching the env or
-the methods.
+step's action into one decision. `ChannelProblem` and `DensityProblem` share everything here. A later problem
+with more than one number per decision (a keep ratio and bit-widths) sets `decision_size` and overrides `wanted`,
+`executed_action`, `snap`, `apply` and `result`; the env sizes its action space from `decision_size`, so neither
+it nor the methods change.
 
-Decisions are given on the normalised scale [-1, 1] (`Bounds`: -1 is lbound, 1 is rbound) by methods that draw
-them (the agent, random, Bayesian) and as ready values by methods that choose them (uniform, sensitivity,
-NetAdapt).
+Methods that draw decisions (the agent, random, Bayesian) give them as normalised actions in [-1, 1] (`Bounds`:
+-1 is lbound, 1 is rbound) and let `clip` keep the budget reachable; methods that choose values (uniform,
+sensitivity, NetAdapt) hand them to `score` directly.
 """
 
 from __future__ import annotations

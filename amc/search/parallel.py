@@ -21,10 +21,9 @@ from typing import Any, Protocol, cast
 
 import torch
 
-from amc.config import SearchSection
+from amc.config import EXECUTORS, SearchSection
 from amc.errors import UserError
 
-EXECUTORS = ("local", "ray")
 WORKER_THREADS = 1
 
 Setup = Callable[[Any], Any]
