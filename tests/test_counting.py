@@ -60,3 +60,48 @@ def test_conv_counting_matches_module_parameters() -> None:
     for layer in table.layers:
         module = model.get_submodule(layer.name)
         assert layer.params == sum(p.numel() for p in module.parameters()), layer.name
+
+
+def _cifar_resnet_weights(blocks: int, in_channels: int = 3, classes: int = 10) -> int:
+    """Conv + linear weights of a CIFAR ResNet with 1x1-conv shortcuts, by hand: stem, 3 stages, classifier."""
+    total, planes_in = 16 * in_channels * 9, 16
+    for planes in (16, 32, 64):
+        for index in range(blocks):
+            total += planes * planes_in * 9 + planes * planes * 9
+            if index == 0 and planes_in != planes:
+                total += planes * planes_in  # the 1x1 shortcut conv
+            planes_in = planes
+    return total + 64 * classes
+
+
+@pytest.mark.parametrize(("name", "blocks"), [("preact_resnet20", 3), ("preact_resnet56", 9)])
+def test_preact_resnets_by_hand(name: str, blocks: int) -> None:
+    table = build_layer_table(create_model(name), (3, 32, 32), name)
+    weights = _cifar_resnet_weights(blocks)
+    assert sum(layer.spec.weight_count for layer in table.layers) == weights
+    # BatchNorm: pre_bn on each block's input, bn after conv1, final_bn; 2 parameters per channel; fc bias
+    bn_channels = sum(
+        planes_in + planes
+        for stage, planes in enumerate((16, 32, 64))
+        for planes_in in [(16, 16, 32)[stage]] + [planes] * (blocks - 1)
+    )
+    assert table.total_params == weights + 2 * (bn_channels + 64) + 10
+    # the same convolutions as the post-activation ResNet of that depth: same MACs (ResNet-20: 40.8 M, 56: 125.7 M)
+    plain = build_layer_table(create_model(name.removeprefix("preact_")), (3, 32, 32))
+    assert table.total_macs == plain.total_macs
+    assert table.total_macs == {3: 40_813_184, 9: 125_747_840}[blocks]
+
+
+def test_vgg16_cifar_matches_li_et_al() -> None:
+    """Distiller's vgg16_cifar is the VGG-16 of Li et al. (ICLR 2017, "Pruning Filters for Efficient ConvNets",
+    Table 1): 3.13e8 FLOPs (multiply-accumulates) and 1.5e7 parameters on CIFAR-10."""
+    table = build_layer_table(create_model("vgg16_cifar"), (3, 32, 32), "vgg16_cifar")
+    plan = [(3, 64, 32), (64, 64, 32), (64, 128, 16), (128, 128, 16), (128, 256, 8), (256, 256, 8), (256, 256, 8)]
+    plan += [(256, 512, 4), (512, 512, 4), (512, 512, 4), (512, 512, 2), (512, 512, 2), (512, 512, 2)]
+    macs = sum(hw * hw * cout * cin * 9 for cin, cout, hw in plan) + 512 * 10
+    params = sum(cout * cin * 9 + cout for cin, cout, _ in plan) + 512 * 10 + 10
+    assert table.total_macs == macs == 313_201_664
+    assert table.total_params == params == 14_719_818
+    assert round(table.total_macs / 1e8, 2) == 3.13 and round(table.total_params / 1e7, 1) == 1.5
+    small = build_layer_table(create_model("vgg16_cifar", in_channels=1), (1, 28, 28), "vgg16_cifar")
+    assert small.layers[-1].spec.in_channels == 512  # 28 -> 14 -> 7 -> 4 -> 2 -> 1 with ceil-mode pools

@@ -8,7 +8,17 @@ import torch
 from amc.errors import UserError
 from amc.models import create_model, list_models
 
-ZOO = ["resnet20", "resnet56", "plain20", "vgg16_bn", "mobilenetv2", "tiny"]
+ZOO = [
+    "resnet20",
+    "resnet56",
+    "plain20",
+    "vgg16_bn",
+    "mobilenetv2",
+    "tiny",
+    "vgg16_cifar",
+    "preact_resnet20",
+    "preact_resnet56",
+]
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -32,3 +42,19 @@ def test_unknown_model_names_the_fix() -> None:
         create_model("resnet21")
     with pytest.raises(UserError, match="torchvision"):
         create_model("torchvision:not_a_model")
+
+
+def test_distiller_networks_keep_distillers_names_and_arch() -> None:
+    """vgg16_cifar and the pre-activation ResNets name their modules as Distiller does, so its schedules apply."""
+    from amc.models import model_info
+
+    vgg = dict(create_model("vgg16_cifar").named_parameters())
+    assert "features.28.weight" in vgg and "features.0.bias" in vgg and vgg["classifier.weight"].shape == (10, 512)
+    assert not any("bn" in name or "running" in name for name in vgg)  # no BatchNorm
+    preact = dict(create_model("preact_resnet20").named_parameters())
+    assert {"layer1.0.pre_bn.weight", "layer1.0.bn.weight", "layer2.0.downsample.weight", "final_bn.weight"} <= set(
+        preact
+    )
+    assert model_info("preact_resnet56").distiller_arch == "preact_resnet56_cifar_conv_ds"
+    assert model_info("resnet20").distiller_arch == "resnet20_cifar"
+    assert model_info("torchvision:resnet50").distiller_arch == "resnet50"

@@ -12,13 +12,17 @@ from amc.agents.noise import TruncatedNormalActionNoise
 from amc.agents.replay import EpisodeRewardReplayBuffer
 from amc.config import AgentSection
 from amc.errors import UserError
+from amc.optional import installed
 
 
 def make_agent(
     env: gym.Env, settings: AgentSection, steps_per_episode: int, seed: int, tensorboard_dir: Path | None = None
 ) -> OffPolicyAlgorithm:
     """DDPG (default), TD3 or SAC with AMC's settings: warm-up episodes, discount 1, episode-level reward credit
-    with a moving-average baseline, truncated-normal exploration decaying per episode, separate learning rates."""
+    with a moving-average baseline, truncated-normal exploration decaying per episode, separate learning rates.
+
+    Training curves go to `tensorboard_dir` when tensorboard (the `tensorboard` extra) is installed; without it
+    they are skipped (stable-baselines3 would raise ImportError), and episodes.csv still holds every episode."""
     if settings.algorithm not in ALGORITHMS:
         raise UserError(
             f"agent.algorithm {settings.algorithm!r} is not known.", fix=f"use one of {', '.join(sorted(ALGORITHMS))}."
@@ -39,7 +43,7 @@ def make_agent(
         "seed": seed,
         "device": "cpu",
         "verbose": 0,
-        "tensorboard_log": str(tensorboard_dir) if tensorboard_dir else None,
+        "tensorboard_log": str(tensorboard_dir) if tensorboard_dir and installed("tensorboard") else None,
     }
     if settings.algorithm != "sac":
         kwargs["action_noise"] = TruncatedNormalActionNoise(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
+from amc.optional import check_config
 
 DEMO_SETTINGS = {
     "experiment.name": "demo",
@@ -41,6 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {key: value for key, value in DEMO_SETTINGS.items()})
+    check_config(config)  # an extra a --config file asks for (optuna, ray) is installed
     # torch, stable-baselines3 and the search code load only now, after the config has been checked.
     from amc.problem import build_task
     from amc.search.methods import run_search

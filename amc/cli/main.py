@@ -8,8 +8,12 @@ import os
 import sys
 import textwrap
 
-from amc.errors import UserError
-from hwmodel.errors import HwModelError
+# OpenMP threads that spin while waiting collapse throughput when another process holds a core (bench/
+# thread_policy.py: 2 threads 3-5x slower with one core busy; passive waiting 1.3-1.4x). Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from amc.errors import UserError  # noqa: E402
+from hwmodel.errors import HwModelError  # noqa: E402
 
 DESCRIPTION = """\
 amc: hardware-aware automated model compression.

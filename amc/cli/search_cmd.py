@@ -8,6 +8,7 @@ from pathlib import Path
 
 from amc.cli.common import add_config_arguments, config_from_args
 from amc.config import EXECUTORS
+from amc.optional import check_config
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,8 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Search per-layer channel keep ratios that meet a hard budget (budget.ratio of the dense cost, or "
             "budget.value in the cost model's unit) and score best on search-val. Writes a run folder: config.yaml, "
             "episodes.csv, best_strategy.json, best_schedule.yaml (Distiller), summary.json, plots/, and for AMC the "
-            "agent checkpoint and TensorBoard logs. Ctrl-C or kill loses at most the episode in flight; --resume "
-            "continues. The config is checked before anything is loaded, trained or measured."
+            "agent checkpoint and TensorBoard logs (with the tensorboard extra). Ctrl-C or kill loses at most the "
+            "episode in flight; --resume continues. The config is checked before anything is loaded, trained or "
+            "measured."
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
         add_help=False,
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         "cost.model": args.cost_model, "agent.policy": args.policy, "search.workers": args.workers,
         "search.executor": args.executor, "search.ray_address": args.ray_address,
     })  # fmt: skip
+    check_config(config)  # an extra the config asks for (optuna, ray) is installed
     # torch, stable-baselines3 and the search code load only now, after the config has been checked.
     from amc.problem import build_task
     from amc.search.methods import run_search

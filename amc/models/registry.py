@@ -15,6 +15,7 @@ from amc.errors import UserError
 from amc.models.cifar_mobilenetv2 import CifarMobileNetV2
 from amc.models.cifar_resnet import CifarResNet
 from amc.models.cifar_vgg import CifarVGG
+from amc.models.distiller_cifar import PreactResNetCifar, VGGCifar
 from amc.models.tiny import TinyResNet
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -27,30 +28,36 @@ class ModelInfo:
     input_size: tuple[int, int, int]
     build: Callable[[int, int], nn.Module]
     num_classes: int = 10
+    distiller_arch: str = ""
+    """Distiller's name for the same network (its `-a` / a thinning extension's `arch`), "" when it has none."""
 
 
 _ZOO: dict[str, ModelInfo] = {}
 
 
-def register_model(name: str, description: str, input_size: tuple[int, int, int]) -> Callable:
+def register_model(name: str, description: str, input_size: tuple[int, int, int], distiller_arch: str = "") -> Callable:
     def decorator(build: Callable[[int, int], nn.Module]) -> Callable[[int, int], nn.Module]:
-        _ZOO[name] = ModelInfo(name, description, input_size, build)
+        _ZOO[name] = ModelInfo(name, description, input_size, build, distiller_arch=distiller_arch)
         return build
 
     return decorator
 
 
-@register_model("resnet20", "CIFAR ResNet-20 (0.27 M params, 3 stages of 3 basic blocks)", (3, 32, 32))
+@register_model(
+    "resnet20", "CIFAR ResNet-20 (0.27 M params, 3 stages of 3 basic blocks)", (3, 32, 32), "resnet20_cifar"
+)
 def _resnet20(in_channels: int, num_classes: int) -> nn.Module:
     return CifarResNet(20, in_channels, num_classes)
 
 
-@register_model("resnet56", "CIFAR ResNet-56 (0.85 M params, 3 stages of 9 basic blocks)", (3, 32, 32))
+@register_model(
+    "resnet56", "CIFAR ResNet-56 (0.85 M params, 3 stages of 9 basic blocks)", (3, 32, 32), "resnet56_cifar"
+)
 def _resnet56(in_channels: int, num_classes: int) -> nn.Module:
     return CifarResNet(56, in_channels, num_classes)
 
 
-@register_model("plain20", "ResNet-20 without shortcuts (no coupled layers)", (3, 32, 32))
+@register_model("plain20", "ResNet-20 without shortcuts (no coupled layers)", (3, 32, 32), "plain20_cifar")
 def _plain20(in_channels: int, num_classes: int) -> nn.Module:
     return CifarResNet(20, in_channels, num_classes, shortcut=False)
 
@@ -58,6 +65,36 @@ def _plain20(in_channels: int, num_classes: int) -> nn.Module:
 @register_model("vgg16_bn", "VGG-16 with BatchNorm at CIFAR width (512-512 classifier)", (3, 32, 32))
 def _vgg16_bn(in_channels: int, num_classes: int) -> nn.Module:
     return CifarVGG(in_channels, num_classes)
+
+
+@register_model(
+    "vgg16_cifar",
+    "Distiller's VGG-16 for CIFAR: 13 convs with bias, no BatchNorm, one linear layer",
+    (3, 32, 32),
+    "vgg16_cifar",
+)
+def _vgg16_cifar(in_channels: int, num_classes: int) -> nn.Module:
+    return VGGCifar(in_channels, num_classes)
+
+
+@register_model(
+    "preact_resnet20",
+    "Distiller's pre-activation ResNet-20 with 1x1-conv shortcuts",
+    (3, 32, 32),
+    "preact_resnet20_cifar_conv_ds",
+)
+def _preact_resnet20(in_channels: int, num_classes: int) -> nn.Module:
+    return PreactResNetCifar(20, in_channels, num_classes)
+
+
+@register_model(
+    "preact_resnet56",
+    "Distiller's pre-activation ResNet-56 with 1x1-conv shortcuts",
+    (3, 32, 32),
+    "preact_resnet56_cifar_conv_ds",
+)
+def _preact_resnet56(in_channels: int, num_classes: int) -> nn.Module:
+    return PreactResNetCifar(56, in_channels, num_classes)
 
 
 @register_model("mobilenetv2", "MobileNetV2, CIFAR-style strides (depthwise + inverted residuals)", (3, 32, 32))
@@ -87,7 +124,9 @@ def _torchvision_info(tv_name: str) -> ModelInfo:
         return model
 
     description = "torchvision classification model (weights=None)"
-    return ModelInfo(TORCHVISION_PREFIX + tv_name, description, (3, 224, 224), build, num_classes=1000)
+    return ModelInfo(
+        TORCHVISION_PREFIX + tv_name, description, (3, 224, 224), build, num_classes=1000, distiller_arch=tv_name
+    )
 
 
 def model_info(name: str) -> ModelInfo:

@@ -2,12 +2,18 @@
 
 Distiller schedules can mix both (filter pruning with thinning, then fine-grained AGP on other layers), so the
 imported form holds both; either may be absent. JSON files hold a Strategy, LayerDensities or both.
+
+A schedule read from Distiller YAML also carries what the file does over time (`timeline`: the state after each
+epoch that fires something) and `notes`: what amc read differently from, or could not take from, the file
+(mask-only pruners, regularizers, quantizers, a missing thinning step). Neither is part of the result's
+identity (equality compares the strategy and densities) nor of amc's JSON.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +22,7 @@ from amc.graph import LayerTable
 from amc.io import atomic_write_text
 from amc.pruning.finegrained import DENSITIES_TYPE, LayerDensities
 from amc.pruning.strategy import STRATEGY_TYPE, Strategy
+from amc.schedule.timeline import Step
 
 SCHEDULE_TYPE = "amc.Schedule"
 SCHEDULE_VERSION = 1
@@ -28,6 +35,8 @@ class Schedule:
 
     strategy: Strategy | None = None
     densities: LayerDensities | None = None
+    notes: tuple[str, ...] = field(default=(), compare=False)
+    timeline: tuple[Step, ...] = field(default=(), compare=False)
 
     def kept_channels(self, table: LayerTable) -> dict[int, int]:
         return self.strategy.kept_channels(table) if self.strategy else {}
@@ -67,9 +76,21 @@ class Schedule:
         )
 
 
-def load_schedule(path: str | Path, table: LayerTable) -> Schedule:
-    """Read a Distiller YAML schedule or an amc JSON (schedule, strategy or densities), checked against `table`."""
-    from amc.schedule.distiller import parse_distiller
+class DistillerScheduleWarning(UserWarning):
+    """A Distiller schedule holds something amc reads differently from Distiller, or does not use."""
+
+
+def warn_notes(schedule: Schedule) -> None:
+    """Emit each of the schedule's notes as a DistillerScheduleWarning (for library users and other commands)."""
+    for note in schedule.notes:
+        warnings.warn(note, DistillerScheduleWarning, stacklevel=3)
+
+
+def load_schedule(path: str | Path, table: LayerTable, warn: bool = True) -> Schedule:
+    """Read a Distiller YAML schedule or an amc JSON (schedule, strategy or densities), checked against `table`.
+
+    With `warn`, each note of a Distiller schedule is also emitted as a DistillerScheduleWarning."""
+    from amc.schedule.distiller_read import parse_distiller
 
     path = Path(path)
     if not path.is_file():
@@ -77,7 +98,7 @@ def load_schedule(path: str | Path, table: LayerTable) -> Schedule:
     text = path.read_text()
     source = f"schedule {path}"
     if path.suffix.lower() in YAML_SUFFIXES:
-        return parse_distiller(text, table, source)
+        return parse_distiller(text, table, source, warn=warn)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
@@ -93,8 +114,15 @@ def load_schedule(path: str | Path, table: LayerTable) -> Schedule:
     return schedule
 
 
-def save_schedule(schedule: Schedule | Strategy | LayerDensities, path: str | Path, prefix: str = "module.") -> None:
-    """Write by suffix: .yaml/.yml a Distiller schedule (parameter names with `prefix`), .json amc's JSON."""
+def save_schedule(
+    schedule: Schedule | Strategy | LayerDensities,
+    path: str | Path,
+    prefix: str = "module.",
+    model: str = "",
+    input_size: tuple[int, int, int] | None = None,
+) -> None:
+    """Write by suffix: .yaml/.yml a Distiller schedule (parameter names with `prefix`; `model` and `input_size`
+    default to the strategy's metadata and set its Distiller arch and dataset), .json amc's JSON."""
     from amc.schedule.distiller import schedule_to_distiller_yaml
 
     path = Path(path)
@@ -103,7 +131,7 @@ def save_schedule(schedule: Schedule | Strategy | LayerDensities, path: str | Pa
     elif isinstance(schedule, LayerDensities):
         schedule = Schedule(densities=schedule)
     if path.suffix.lower() in YAML_SUFFIXES:
-        atomic_write_text(path, schedule_to_distiller_yaml(schedule, prefix))
+        atomic_write_text(path, schedule_to_distiller_yaml(schedule, prefix, model, input_size))
     elif schedule.densities is None and schedule.strategy is not None:
         schedule.strategy.save(path)
     else:

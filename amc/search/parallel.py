@@ -23,6 +23,7 @@ import torch
 
 from amc.config import EXECUTORS, SearchSection
 from amc.errors import UserError
+from amc.optional import require
 
 WORKER_THREADS = 1
 
@@ -106,12 +107,11 @@ class RayExecutor:
     """Ray actors in an ActorPool; connects to `address` (a running cluster) or starts a local Ray."""
 
     def __init__(self, workers: int, setup: Setup, payload: Any, address: str | None = None) -> None:
-        try:
-            import ray
-            from ray.actor import ActorHandle
-            from ray.util import ActorPool
-        except ImportError:
-            raise UserError("search.executor is ray but ray is not installed.", fix="pip install 'ray>=2'.") from None
+        require("ray", "search.executor ray")  # an extra (amc-toolkit[ray]): a UserError naming it when absent
+        import ray
+        from ray.actor import ActorHandle
+        from ray.util import ActorPool
+
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:

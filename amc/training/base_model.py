@@ -1,11 +1,13 @@
 """From a validated config to the objects a run needs: data splits and the trained base model.
 
-The base model is the cached result of `amc train` for (model, dataset, seed); with model.checkpoint: auto
-a missing one is trained on the spot (and cached), so the demo runs on a fresh machine.
+The base model is the cached result of `amc train` for (model, dataset, seed). With model.checkpoint: auto a
+missing one is taken from the base models amc ships (amc/training/shipped.py) when the config asks for exactly
+one of them, and otherwise trained on the spot (and cached), so the demo runs on a fresh machine.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +21,7 @@ from amc.errors import UserError
 from amc.models import create_model
 from amc.training.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
 from amc.training.loop import TrainResult, TrainSettings, accuracy_on, train
+from amc.training.shipped import shipped_for
 
 
 def load_data(config: ExperimentConfig) -> DataBundle:
@@ -73,6 +76,12 @@ def train_base_model(
             "num_classes": bundle.num_classes,
             "epochs": section.epochs,
             "seed": section.seed,
+            "train": dataclasses.asdict(section),
+            "data": {
+                "search_val_size": config.data.search_val_size,
+                "split_seed": config.data.split_seed,
+                "image_size": config.data.image_size,
+            },
             "test_top1": test.top1,
             "test_top5": test.top5,
             "train_seconds": result.seconds,
@@ -93,6 +102,12 @@ def load_base_model(
         log("model.checkpoint is none: using random weights (accuracies will be meaningless).")
     elif path.is_file():
         load_weights(model, path)
+    elif config.model.checkpoint == "auto" and (shipped := shipped_for(config)) is not None:
+        load_weights(model, shipped.path)
+        log(
+            f"using the shipped {shipped.model} for {shipped.dataset} (test top-1 {100 * shipped.test_top1:.2f}%; "
+            f"reproduce it with `{shipped.command}`)"
+        )
     elif config.model.checkpoint == "auto":
         log(
             f"no cached {config.model.name} for {config.data.dataset}: training it now "

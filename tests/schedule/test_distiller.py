@@ -130,26 +130,33 @@ def _error(table, text: str) -> str:
     return str(info.value)
 
 
-PRUNER = "version: 1\npruners:\n  p:\n    class: {cls}\n    {key}: {value}\n    weights: [{weight}]\n"
+PRUNER = (
+    "version: 1\npruners:\n  p:\n    class: {cls}\n    group_type: Filters\n    {key}: {value}\n"
+    "    weights: [{weight}]\n"
+)
 
 
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ({"weight": "module.layer9.conv1.weight"}, r"line 6.*'module.layer9.conv1.weight' is not the weight"),
-        ({"value": "1.0"}, r"line 5.*desired_sparsity = 1.0 is outside \[0, 1\)"),
-        ({"value": "-0.2"}, r"line 5.*outside \[0, 1\)"),
-        ({"value": "lots"}, r"line 5.*desired_sparsity = 'lots' is not a number"),
-        ({"key": "sparsity"}, r"pruners.p has no desired_sparsity or final_sparsity"),
-        ({"cls": "MagnitudeParameterPruner"}, r"line 4.*class 'MagnitudeParameterPruner' is not supported"),
+        ({"weight": "module.layer9.conv1.weight"}, r"line 7.*'module.layer9.conv1.weight' is not the weight"),
+        ({"weight": "module.layer1.0.conv1.bias"}, r"line 7.*'module.layer1.0.conv1.bias' is not the weight"),
+        ({"value": "1.0"}, r"line 6.*desired_sparsity = 1.0 is outside \[0, 1\)"),
+        ({"value": "-0.2"}, r"line 6.*outside \[0, 1\)"),
+        ({"value": "lots"}, r"line 6.*desired_sparsity = 'lots' is not a number"),
+        ({"key": "sparsity"}, r"pruners.p has no desired_sparsity.*_AGP variant"),
+        ({"cls": "MagnitudeParameterPruner"}, r"line 4.*'MagnitudeParameterPruner' masks weights below.*thresholds"),
+        ({"cls": "SensitivityPruner"}, r"line 4.*'SensitivityPruner' masks weights below.*standard deviation"),
+        ({"cls": "NoSuchPruner"}, r"line 4.*class 'NoSuchPruner' is not supported"),
         ({"cls": "AutomatedGradualPruner", "key": "final_sparsity", "value": "1.5"}, r"final_sparsity = 1.5"),
+        ({"cls": "AutomatedGradualPruner", "key": "final_sparsity"}, r"line 3.*has no initial_sparsity"),
         (
             {
                 "weight": "module.conv1.weight, module.layer1.0.conv2.weight]\n  q:\n    class: "
-                "L1RankedStructureParameterPruner\n    desired_sparsity: 0.75\n    weights: "
+                "L1RankedStructureParameterPruner\n    group_type: Filters\n    desired_sparsity: 0.75\n    weights: "
                 "[module.layer1.1.conv2.weight"
             },
-            r"line 10.*layer1.1.conv2.weight shares its channels.*keeps 8 channels, not 4",
+            r"line 12.*layer1.1.conv2.weight shares its channels.*keeps 8 channels, not 4",
         ),
     ],
 )
@@ -172,7 +179,12 @@ def test_bad_structured_input_names_key_and_line(resnet20, fields: dict[str, str
         ("pruners: {p: {class: X, weights: [a}\n", "malformed YAML at line 1"),
         ("- just\n- a list\n", "not a Distiller schedule"),
         ("version: 2\npruners: {}\n", "line 1.*'version' is 2"),
-        ("version: 1\n", "key 'pruners'"),
+        ("version: 1\npruners: [a, b]\n", "line 2.*key 'pruners' is list"),
+        (
+            "pruners:\n  p:\n    class: L1RankedStructureParameterPruner\n    desired_sparsity: 0.5\n"
+            "    weights: [conv1.weight]\n",
+            "line 2.*has no group_type; Distiller requires it",
+        ),
         ("pruners:\n  p:\n    class: AutomatedGradualPruner\n    final_sparsity: 0.5\n", "weights must be"),
         ("pruners:\n  p:\n    weights: [fc.weight]\n", "has no 'class'"),
         (
@@ -210,7 +222,7 @@ def test_unprunable_and_grouped_layers_are_refused() -> None:
     assert "channel shuffle" in _error(shuffle, text)
     regnet = build_layer_table(create_model("torchvision:regnet_x_400mf"), (3, 32, 32), "regnet")
     grouped = next(g for g in regnet.groups if g.divisor > 1 and g.channels % g.divisor == 0)
-    sparsity = 1 / grouped.channels  # removes one channel: not a multiple of the divisor
+    sparsity = 1.5 / grouped.channels  # removes floor(1.5) = 1 channel: not a multiple of the divisor
     text = PRUNER.format(
         cls="L1RankedStructureParameterPruner",
         key="desired_sparsity",

@@ -33,7 +33,9 @@ def test_inspect_table_and_convert_round_trip(tmp_path, capsys) -> None:
     outputs = []
     for path in (source, converted, back):
         assert main(["schedule", "inspect", str(path), "--model", "resnet20", "--json"]) == 0
-        outputs.append(json.loads(capsys.readouterr().out))
+        data = json.loads(capsys.readouterr().out)
+        outputs.append({key: value for key, value in data.items() if key not in ("notes", "timeline")})
+    # the same network at the end; the source's gradual timeline becomes amc's one-shot form
     assert outputs[0] == outputs[1] == outputs[2]
     assert "module." not in back.read_text().split("pruners:")[1]
 
@@ -47,3 +49,21 @@ def test_bad_schedule_exits_2_naming_the_line(tmp_path, capsys) -> None:
     assert main(["schedule", "inspect", str(bad), "--model", "resnet20"]) == 2
     err = capsys.readouterr().err.replace("\n  ", " ")
     assert "line 6" in err and "module.layer1.0.conv9.weight" in err
+
+
+def test_inspect_prints_the_timeline_distillers_counts_and_the_notes(capsys) -> None:
+    argv = ["schedule", "inspect", str(DATA / "distiller_plain20_dropfilter.yaml"), "--model", "plain20"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "15-219" in captured.out and "mask-only" in captured.out  # 205 identical epochs, one row
+    assert "Distiller's count (conv + linear weights, no BN, no biases): original 268,336" in captured.out
+    err = captured.err.replace("\n", " ")
+    assert "amc: warning:" in err and "discard_masks_at_minibatch_end" in err and "training_lr (StepLR)" in err
+
+
+def test_a_schedule_without_pruners_is_the_dense_network(capsys) -> None:
+    argv = ["schedule", "inspect", str(DATA / "distiller_preact_resnet20_pact.yaml"), "--model", "preact_resnet20"]
+    assert main([*argv, "--json", "--check"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dense_macs"] == data["original_macs"] and data["distiller_nnz"] == data["original_distiller_params"]
+    assert any("PACTQuantizer" in note for note in data["notes"])

@@ -179,7 +179,7 @@ def test_worker_processes_give_the_serial_results(method: str, tmp_path: Path) -
 
 @pytest.mark.slow
 def test_ray_gives_the_serial_results(tmp_path: Path) -> None:
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'ray>=2')")
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'amc-toolkit[ray]')")
     search("random", tmp_path / "serial")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
