@@ -27,7 +27,7 @@ from torch import nn
 from amc.errors import UserError
 from amc.graph import Layer, LayerTable
 from amc.problem.accounting import Accountant
-from amc.problem.budget import Budget
+from amc.problem.budget import Budget, resolve_budget
 from amc.problem.outcome import Outcome, Result
 from amc.problem.scoring import Scorer
 from amc.pruning import StrategyMetadata
@@ -113,18 +113,32 @@ class PruningProblem(ABC, Generic[V]):
         cost_model: CostModel,
         settings: Settings,
         metadata: StrategyMetadata | None = None,
+        budget_value: float | None = None,
+        budget_ratio: float | None = 0.5,
     ) -> None:
         self.model, self.table, self.scorer, self.cost_model = model, table, scorer, cost_model
         self.settings = settings
         self.bounds = Bounds(settings.lbound, settings.rbound)
         self.metadata = metadata or StrategyMetadata(model=table.model_name, input_size=table.input_size)
         self._reward = REWARDS[settings.reward]
+        self.order = self._units()
+        self.candidates = {unit: self._values(unit) for unit in self.order}
+        self.accountant: Accountant[V] = self._accountant()
+        self.budget = resolve_budget(self.accountant, self.minimum, budget_value, budget_ratio, settings.lbound)
 
     # ----------------------------------------------------------------- what a subclass defines
 
-    @property
     @abstractmethod
-    def accountant(self) -> Accountant[V]: ...
+    def _units(self) -> tuple[int, ...]:
+        """The decision units in step order."""
+
+    @abstractmethod
+    def _values(self, unit: int) -> list[V]:
+        """A unit's allowed values, ascending."""
+
+    @abstractmethod
+    def _accountant(self) -> Accountant[V]:
+        """What the problem prices with."""
 
     @abstractmethod
     def unit_layers(self, unit: int) -> list[Layer]:

@@ -10,13 +10,10 @@ from torch import nn
 from amc.errors import UserError
 from amc.graph import Layer, LayerTable
 from amc.problem.accounting import ChannelAccountant, candidate_counts
-from amc.problem.base import PruningProblem, Settings, Tune
-from amc.problem.budget import resolve_budget
+from amc.problem.base import PruningProblem, Tune
 from amc.problem.outcome import Outcome
-from amc.problem.scoring import Scorer
 from amc.pruning import Strategy, StrategyMetadata, round_channels
 from amc.pruning.apply import prune_network
-from hwmodel import CostModel
 
 
 @dataclass(frozen=True)
@@ -31,29 +28,18 @@ class PrunedModel:
 class ChannelProblem(PruningProblem[int]):
     """Kept channels per coupling group; a variant is physically thinner (channels removed)."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        table: LayerTable,
-        scorer: Scorer,
-        cost_model: CostModel,
-        settings: Settings,
-        metadata: StrategyMetadata | None = None,
-        budget_value: float | None = None,
-        budget_ratio: float | None = 0.5,
-    ) -> None:
-        super().__init__(model, table, scorer, cost_model, settings, metadata)
-        self.order = tuple(group.index for group in table.prunable_groups)
-        if not self.order:
-            raise UserError(f"{table.model_name} has no prunable coupling group.", fix="check `amc inspect`.")
-        s = settings
-        self.candidates = {g: candidate_counts(table.groups[g], s.round_to, s.lbound, s.rbound) for g in self.order}
-        self._accountant = ChannelAccountant(table, cost_model)
-        self.budget = resolve_budget(self._accountant, self.minimum, budget_value, budget_ratio, s.lbound)
+    def _units(self) -> tuple[int, ...]:
+        order = tuple(group.index for group in self.table.prunable_groups)
+        if not order:
+            raise UserError(f"{self.table.model_name} has no prunable coupling group.", fix="check `amc inspect`.")
+        return order
 
-    @property
-    def accountant(self) -> ChannelAccountant:
-        return self._accountant
+    def _values(self, unit: int) -> list[int]:
+        s = self.settings
+        return candidate_counts(self.table.groups[unit], s.round_to, s.lbound, s.rbound)
+
+    def _accountant(self) -> ChannelAccountant:
+        return ChannelAccountant(self.table, self.cost_model)
 
     def unit_layers(self, unit: int) -> list[Layer]:
         return [self.table.layer(name) for name in self.table.groups[unit].layers]

@@ -12,40 +12,24 @@ from collections.abc import Mapping
 
 from torch import nn
 
-from amc.graph import Layer, LayerTable
+from amc.graph import Layer
 from amc.problem.accounting import DensityAccountant, density_grid, snap_density
-from amc.problem.base import PruningProblem, Settings
-from amc.problem.budget import resolve_budget
-from amc.problem.scoring import Scorer
+from amc.problem.base import PruningProblem
 from amc.pruning import LayerDensities, StrategyMetadata
 from amc.pruning.apply import prune_network
-from hwmodel import CostModel
 
 
 class DensityProblem(PruningProblem[float]):
     """Weight density per layer; a variant keeps its shapes, with the smallest weights zeroed."""
 
-    def __init__(
-        self,
-        model: nn.Module,
-        table: LayerTable,
-        scorer: Scorer,
-        cost_model: CostModel,
-        settings: Settings,
-        metadata: StrategyMetadata | None = None,
-        budget_value: float | None = None,
-        budget_ratio: float | None = 0.5,
-    ) -> None:
-        super().__init__(model, table, scorer, cost_model, settings, metadata)
-        self.order = tuple(layer.index for layer in table.layers)
-        grid = density_grid(settings.lbound, settings.rbound)
-        self.candidates = {index: grid for index in self.order}
-        self._accountant = DensityAccountant(table, cost_model)
-        self.budget = resolve_budget(self._accountant, self.minimum, budget_value, budget_ratio, settings.lbound)
+    def _units(self) -> tuple[int, ...]:
+        return tuple(layer.index for layer in self.table.layers)
 
-    @property
-    def accountant(self) -> DensityAccountant:
-        return self._accountant
+    def _values(self, unit: int) -> list[float]:
+        return density_grid(self.settings.lbound, self.settings.rbound)
+
+    def _accountant(self) -> DensityAccountant:
+        return DensityAccountant(self.table, self.cost_model)
 
     def unit_layers(self, unit: int) -> list[Layer]:
         return [self.table.layers[unit]]
