@@ -19,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a base model on a dataset and cache the checkpoint",
         description=(
-            "Train a model from scratch (SGD + cosine schedule, shifts/flips augmentation) on the training split "
+            "Train a model from scratch (SGD + cosine schedule; shift/flip augmentation with "
+            "--set train.augment=true) on the training split "
             "(search-val held out), report test accuracy, and cache the checkpoint where searches find it "
             "($AMC_CACHE/checkpoints, default ~/.cache/amc). Each epoch is checkpointed: re-running the same "
             "command after Ctrl-C or kill resumes."

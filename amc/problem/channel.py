@@ -59,7 +59,7 @@ class ChannelProblem(PruningProblem[int]):
     def apply(self, decisions: Mapping[int, int], start: PrunedModel | None = None) -> nn.Module:
         """Channels removed by the problem's selection, from the base model or from `start` (only the groups
         whose counts differ from the start's are cut further)."""
-        calibration = self.scorer.bn_batches if self.settings.selection == "lstsq" else None
+        calibration = self.scorer.bn_batches if self.settings.selection.startswith("lstsq") else None
         model, table, kept = self.model, self.table, dict(decisions)
         if start is not None:
             model, table = start.model, start.table

@@ -18,6 +18,7 @@ from amc.costs.registry import bound_to, make_cost_model
 from amc.data import DataBundle
 from amc.errors import UserError
 from amc.graph import build_layer_table
+from amc.models.layout import use_fast_layout_
 from amc.problem.base import PruningProblem, Settings
 from amc.problem.channel import ChannelProblem
 from amc.problem.density import DensityProblem
@@ -90,7 +91,7 @@ def build_task(config: ExperimentConfig, progress: bool = True, log: Callable[[s
     """The configured data, base model (trained and cached on demand) and search-val scorer, as a task."""
     torch.set_num_threads(config.experiment.threads)
     bundle = load_data(config)
-    model = load_base_model(config, bundle, progress=progress, log=log)
+    model = use_fast_layout_(load_base_model(config, bundle, progress=progress, log=log))
     search = config.search
     scorer = SearchValScorer.from_datasets(
         bundle.train, bundle.search_val, search.eval_images, search.bn_images, search.adaptive_bn,

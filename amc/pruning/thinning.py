@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from amc.errors import UserError
 from amc.graph import CouplingGroup, LayerTable
 from amc.graph.coupling import build_dependency_graph, graph_is_out
+from amc.models.layout import is_channels_last
 from amc.pruning.calibration import Batches
 from amc.pruning.reconstruction import ReconstructionReport, reconstruct_
 from amc.pruning.selection import ChannelSelector, LeastSquares, get_selector, removed_channels, top_channels
@@ -93,6 +94,8 @@ def thin_with_report(
     for index, indices in keep_indices.items():
         _prune_group(graph, work, table.groups[index], indices, names, kept_in, kept_out)
     work.train(training)
+    if is_channels_last(model):
+        work.to(memory_format=torch.channels_last)  # torch-pruning's slices are contiguous NCHW
     _check_counts(work, table, kept)
     _check_forward(work, example, expected_shape)
     report = None

@@ -126,3 +126,19 @@ def test_one_apply_function_for_channels_and_masks(make_problem: MakeProblem) ->
     module = pruned.model.get_submodule(leader)
     assert hasattr(module, "weight_mask") and pruned.masked_layers == 1
     assert module.weight.shape[0] == problem.candidates[group][0]
+
+
+def test_least_squares_on_l2_ranking_gets_calibration_images() -> None:
+    """`lstsq-l2` is least squares too: it must be handed the scorer's calibration batches, like `lstsq`."""
+    import torch
+
+    from tests.problem_fixtures import StubScorer, tiny_problem
+
+    problem = tiny_problem(selection="lstsq-l2")
+    StubScorer.bn_batches = [torch.randn(16, 3, 16, 16)]
+    try:
+        decisions = {unit: problem.candidates[unit][0] for unit in problem.order}
+        pruned = problem.apply(decisions)
+    finally:
+        StubScorer.bn_batches = []
+    assert sum(p.numel() for p in pruned.parameters()) < sum(p.numel() for p in problem.model.parameters())
