@@ -392,7 +392,7 @@ RANGES: dict[str, _Range] = {
     "experiment.threads": _at_least(1),
     "data.batch_size": _at_least(1),
     "data.image_size": _at_least(0),
-    "train.epochs": _at_least(0),
+    "train.epochs": _at_least(1),
     "train.batch_size": _at_least(1),
     "train.lr": _POSITIVE,
     "train.weight_decay": _NON_NEGATIVE,

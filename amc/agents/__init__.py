@@ -3,7 +3,13 @@
 from amc.agents.factory import make_agent
 from amc.agents.noise import TruncatedNormalActionNoise
 from amc.agents.replay import EpisodeRewardReplayBuffer
-from amc.agents.state import load_agent_state, load_policy_weights, read_agent_state, save_agent_state
+from amc.agents.state import (
+    load_agent_state,
+    load_policy_weights,
+    read_agent_state,
+    read_policy,
+    save_agent_state,
+)
 
 __all__ = [
     "EpisodeRewardReplayBuffer",
@@ -12,5 +18,6 @@ __all__ = [
     "load_policy_weights",
     "make_agent",
     "read_agent_state",
+    "read_policy",
     "save_agent_state",
 ]

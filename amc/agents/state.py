@@ -16,6 +16,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from amc.agents.noise import TruncatedNormalActionNoise
 from amc.agents.replay import EpisodeRewardReplayBuffer
+from amc.errors import UserError
 from amc.io import atomic_torch_save
 
 AGENT_STATE_VERSION = 1
@@ -70,7 +71,39 @@ def save_agent_state(agent: OffPolicyAlgorithm, path: Path, episodes: int) -> No
 
 
 def read_agent_state(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The saved state of save_agent_state; anything else (missing, garbage, another kind of file) is a UserError."""
+    fix = (
+        "use the agent/agent.pt an `amc search --method amc` run wrote: point --policy (agent.policy) at a finished "
+        "run's, or for --resume delete the damaged file to start the agent over."
+    )
+    if not Path(path).is_file():
+        raise UserError(f"agent checkpoint {path} does not exist.", fix=fix)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - garbage, truncated or unsafe: the same user problem
+        text = " ".join(str(error).split())[:200]
+        raise UserError(
+            f"agent checkpoint {path} is not a readable torch file ({type(error).__name__}: {text}).", fix=fix
+        ) from None
+    if not isinstance(state, dict) or not isinstance(state.get("policy"), dict):
+        found = sorted(map(str, state))[:8] if isinstance(state, dict) else type(state).__name__
+        raise UserError(
+            f"agent checkpoint {path} is not an amc agent state: expected a dict with 'version', 'policy', "
+            f"'optimizers' and the replay buffer, found {found}.",
+            fix=fix,
+        )
+    if int(state.get("version", 0)) > AGENT_STATE_VERSION:
+        raise UserError(
+            f"agent checkpoint {path} has format version {state['version']}, newer than this amc understands "
+            f"({AGENT_STATE_VERSION}).",
+            fix="upgrade amc.",
+        )
+    return state
+
+
+def read_policy(path: Path) -> dict[str, Any]:
+    """The actor-critic weights of an agent checkpoint (checked readable; see read_agent_state)."""
+    return read_agent_state(path)["policy"]
 
 
 def load_agent_state(agent: OffPolicyAlgorithm, state: dict[str, Any]) -> int:
@@ -102,4 +135,11 @@ def load_agent_state(agent: OffPolicyAlgorithm, state: dict[str, Any]) -> int:
 
 def load_policy_weights(agent: OffPolicyAlgorithm, path: Path) -> None:
     """Only the trained networks (to run a learned policy greedily on a new model or budget)."""
-    agent.policy.load_state_dict(read_agent_state(path)["policy"])
+    try:
+        agent.policy.load_state_dict(read_policy(path))
+    except RuntimeError as error:
+        first = " ".join(str(error).split())[:300]
+        raise UserError(
+            f"agent checkpoint {path} does not fit this agent (agent.algorithm / agent.hidden differ): {first}",
+            fix="use the agent section the policy was trained with (its run folder's config.yaml).",
+        ) from None

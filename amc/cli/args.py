@@ -17,3 +17,14 @@ def input_size(text: str) -> tuple[int, int, int]:
             f"bad input size {text!r}: expected three positive integers C,H,W such as 3,224,224 or 1,28,28"
         )
     return values  # type: ignore[return-value]
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (a count: classes, threads, repeats)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value

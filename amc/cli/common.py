@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from amc.config import ExperimentConfig, load_config, parse_override
+from amc.errors import UserError
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,4 +42,38 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     for text in args.set:
         key, value = parse_override(text)
         overrides[key] = value
+    require_text_file(args.config, "config", "pass an experiment YAML such as configs/smoke.yaml to --config.")
     return load_config(args.config, overrides)
+
+
+def check_output_path(path: Path, flag: str = "--out", kind: str = "folder") -> None:
+    """Fail before any work when `path` cannot be written: a folder (kind="folder") or a file (kind="file") that
+    exists as the other kind, sits under a regular file, or in a place this user cannot create files in."""
+    fix = f"point {flag} at a {kind} in a writable place (or remove what is there)."
+    if kind == "folder" and path.exists() and not path.is_dir():
+        raise UserError(f"{flag} {path} is an existing file, not a folder.", fix=fix)
+    if kind == "file" and path.is_dir():
+        raise UserError(f"{flag} {path} is an existing folder, not a file.", fix=fix)
+    existing = path if kind == "folder" and path.is_dir() else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {path} cannot be created: {existing} is a file, not a folder.", fix=fix)
+    try:  # os.access says yes to root on read-only mounts: really create a file
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise UserError(
+            f"{flag} {path} is not writable: cannot create files in {existing} ({error.strerror or error}).", fix=fix
+        ) from None
+
+
+def require_text_file(path: Path | str | None, what: str, fix: str) -> None:
+    """A YAML / JSON input that exists is UTF-8 text (a binary file given by mistake is a UserError, not a
+    UnicodeDecodeError); a missing one is left to the reader, which says so."""
+    if path is None or not Path(path).is_file():
+        return
+    try:
+        Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise UserError(f"{what} {path} is not a text file (byte {error.start} is not UTF-8).", fix=fix) from None

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
+from amc.cli.common import check_output_path
 from amc.deliver.compare import compare_runs
+from amc.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +35,25 @@ def run(args: argparse.Namespace) -> int:
     if len(args.runs) == 1 or common in {path.resolve() for path in args.runs}:
         common = common.parent
     out = args.out or common / "comparison"
+    check_output_path(out)
+    for run_dir in args.runs:
+        check_summary(run_dir)
     compare_runs(args.runs, out)
     print(f"\nwrote {out / 'comparison.md'}, {out / 'comparison.csv'} and {out / 'plots'}/")
     return 0
+
+
+def check_summary(run_dir: Path) -> None:
+    """A run's summary.json, where there is one, is a JSON object (compare_runs reports a missing one)."""
+    path = run_dir / "summary.json"
+    if not path.is_file():
+        return
+    fix = f"re-run its search to rewrite it (`amc search --out {run_dir} --resume`), or leave {run_dir} out."
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise UserError(f"{path} is not valid JSON ({error}): the file is damaged or truncated.", fix=fix) from None
+    if not isinstance(summary, dict):
+        raise UserError(
+            f"{path} holds a JSON {type(summary).__name__}, not the summary object a search writes.", fix=fix
+        )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amc.cli.common import add_config_arguments, config_from_args
+from amc.cli.common import add_config_arguments, check_output_path, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
 from amc.optional import check_config
 
@@ -44,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {key: value for key, value in DEMO_SETTINGS.items()})
     check_config(config)  # an extra a --config file asks for (optuna, ray) is installed
+    check_output_path(args.out)
     # torch, stable-baselines3 and the search code load only now, after the config has been checked.
     from amc.problem import build_task
     from amc.search.methods import run_search

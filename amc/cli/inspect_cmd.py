@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from amc.cli.args import input_size
+from amc.cli.args import input_size, positive_int
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
 
@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="model name: a zoo name (resnet20) or torchvision:<name>; see `amc list models`")
     parser.add_argument("--input-size", type=input_size, help="input as C,H,W (default: the model's own, e.g. 3,32,32)")
     parser.add_argument(
-        "--num-classes", type=int, help="classifier outputs (default: 10 for the zoo, 1000 torchvision)"
+        "--num-classes", type=positive_int, help="classifier outputs (default: 10 for the zoo, 1000 torchvision)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object: layers, groups, total_macs, ...")
     parser.set_defaults(func=run)

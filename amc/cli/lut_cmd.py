@@ -16,13 +16,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from amc.cli.args import input_size
+from amc.cli.args import input_size, positive_int
+from amc.cli.common import check_output_path
 from amc.costs.latency_tables import Grid, Network, build_lut, calibrate_overhead, load_network, validate_lut
 from hwmodel.lut import BACKENDS, LatencyTable, LutCostModel, NetworkOverhead
 from hwmodel.lut.timing import contention_note
 
 
 def run_build(args: argparse.Namespace) -> int:
+    check_output_path(Path(args.out), kind="file")
     network = _network(args)
     grid = Grid(args.round_to, args.lbound)
     start = time.monotonic()
@@ -95,6 +97,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_calibrate_roofline(args: argparse.Namespace) -> int:
     from hwmodel.microbench import calibrate_cpu, roofline_profile, write_profile
 
+    check_output_path(Path(args.out), kind="file")
     profile = roofline_profile(calibrate_cpu(args.threads, args.repeats))
     write_profile(profile, Path(args.out))
     for field in ("peak_gflops", "bandwidth_gbs", "layer_overhead_us"):
@@ -124,7 +127,9 @@ def _add_network_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--dataset", help="take the input size and class count from this dataset")
     source.add_argument("--input-size", type=input_size, help="input as C,H,W (default: the model's own)")
     parser.add_argument("--data-root", help="the dataset's folder")
-    parser.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's or dataset's)")
+    parser.add_argument(
+        "--num-classes", type=positive_int, help="classifier outputs (default: the model's or dataset's)"
+    )
 
 
 def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from amc.cli.args import input_size
+from amc.cli.args import input_size, positive_int
+from amc.cli.common import check_output_path, require_text_file
 from amc.config import DataSection
 from amc.deliver.export import export
 from amc.errors import UserError
@@ -19,6 +20,7 @@ from amc.pruning import Strategy, StrategyMetadata, prune_network
 from amc.pruning.calibration import Batches
 from amc.pruning.selection import SELECTORS
 from amc.schedule import Schedule, load_schedule
+from amc.training.base_model import check_state_dict
 from amc.training.checkpoints import load_checkpoint
 from hwmodel.lut.backends import TorchBackend
 
@@ -66,14 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--round-to", type=int, default=8, help="with --keep: channel counts multiple of this (8)")
     parser.add_argument("--input-size", type=input_size, help="C,H,W (default: the checkpoint's, else the model's)")
-    parser.add_argument("--num-classes", type=int, help="classifier outputs (default: the checkpoint's)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for latency (default 1)")
-    parser.add_argument("--repeats", type=int, default=30, help="timed forward passes per latency figure")
+    parser.add_argument("--num-classes", type=positive_int, help="classifier outputs (default: the checkpoint's)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads for latency (default 1)")
+    parser.add_argument("--repeats", type=positive_int, default=30, help="timed forward passes per latency figure")
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_output_path(args.out)
+    require_text_file(args.strategy, "strategy", "pass a strategy JSON, an amc schedule JSON or a Distiller YAML.")
     torch.set_num_threads(args.threads)
     model, size, meta = _load_model(args)
     table = build_layer_table(model, size, args.model)
@@ -115,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, int, int], dict]:
     state, meta = load_checkpoint(args.checkpoint) if args.checkpoint else ({}, {})
+    if args.checkpoint:
+        check_state_dict(state, args.checkpoint)
     size = args.input_size or tuple(meta.get("input_size") or model_info(args.model).input_size)
     num_classes = args.num_classes or meta.get("num_classes")
     model = create_model(args.model, in_channels=size[0], num_classes=num_classes)

@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from amc.cli.args import input_size
+from amc.cli.args import input_size, positive_int
+from amc.cli.common import require_text_file
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
 from amc.schedule import ScheduleSummary, StepSummary, load_schedule, save_schedule, summarize
@@ -75,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model the schedule is for (resnet20, torchvision:resnet50)")
     parser.add_argument("--input-size", type=input_size, help="C,H,W (default: the model's own)")
-    parser.add_argument("--num-classes", type=int, help="classifier outputs (default: the model's own)")
+    parser.add_argument("--num-classes", type=positive_int, help="classifier outputs (default: the model's own)")
 
 
 def _table(args: argparse.Namespace) -> tuple[LayerTable, object]:
@@ -90,6 +91,7 @@ def _warn(notes: tuple[str, ...] | list[str]) -> None:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    require_text_file(args.file, "schedule", "pass a schedule: a Distiller YAML or an amc strategy / schedule JSON.")
     table, model = _table(args)
     schedule = load_schedule(args.file, table, warn=False)
     issues = _check(args, schedule, table) if args.check else None
@@ -112,6 +114,7 @@ def _check(args: argparse.Namespace, schedule: Schedule, table: LayerTable) -> l
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    require_text_file(args.file, "schedule", "pass a schedule: a Distiller YAML or an amc strategy / schedule JSON.")
     table, _ = _table(args)
     schedule = load_schedule(args.file, table, warn=False)
     _warn(schedule.notes)

@@ -6,8 +6,9 @@ import argparse
 import signal
 from pathlib import Path
 
-from amc.cli.common import add_config_arguments, config_from_args
-from amc.config import EXECUTORS
+from amc.cli.common import add_config_arguments, check_output_path, config_from_args
+from amc.config import EXECUTORS, ExperimentConfig
+from amc.errors import UserError
 from amc.optional import check_config
 
 
@@ -74,13 +75,43 @@ def run(args: argparse.Namespace) -> int:
         "search.executor": args.executor, "search.ray_address": args.ray_address,
     })  # fmt: skip
     check_config(config)  # an extra the config asks for (optuna, ray) is installed
+    out = args.out or Path("runs") / f"{config.experiment.name}-{config.search.method}"
+    check_output_path(out)
+    check_study_storage(config)
     # torch, stable-baselines3 and the search code load only now, after the config has been checked.
     from amc.problem import build_task
     from amc.search.methods import run_search
 
-    out = args.out or Path("runs") / f"{config.experiment.name}-{config.search.method}"
+    if config.agent.policy:
+        from amc.agents import read_policy
+
+        read_policy(Path(config.agent.policy))  # a readable agent checkpoint, before data and model load
     terminate_as_interrupt()
     task = build_task(config, progress=not args.no_progress)
     result = run_search(task, out, resume=args.resume, progress=not args.no_progress)
     print(f"run folder: {result.run_dir} ({result.episodes} episodes, {result.wall_s:.0f} s)")
     return 0
+
+
+def check_study_storage(config: ExperimentConfig) -> None:
+    """A configured Optuna storage (search.bayes.storage) opens, before any data, model or LUT is loaded."""
+    storage = config.search.bayes.storage
+    if config.search.method != "bayes" or not storage:
+        return
+    fix = "set search.bayes.storage to a database you can reach, e.g. sqlite:///runs/study.db, or leave it unset."
+    if storage.startswith("sqlite:///"):
+        folder = Path(storage.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise UserError(f"search.bayes.storage {storage}: the folder {folder} does not exist.", fix=fix)
+    try:
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(storage)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as error:  # noqa: BLE001 - a missing driver, a bad URL or a refused connection: one problem
+        text = " ".join(str(error).split())[:300]
+        raise UserError(
+            f"search.bayes.storage {storage} cannot be opened: {type(error).__name__}: {text}.", fix=fix
+        ) from None

@@ -9,7 +9,7 @@ from typing import cast
 
 import torch
 
-from amc.cli.common import add_config_arguments, config_from_args
+from amc.cli.common import add_config_arguments, check_output_path, config_from_args
 from amc.training.base_model import checkpoint_path, load_data, train_base_model
 from amc.training.checkpoints import base_checkpoint_path
 
@@ -36,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args, {"train.epochs": args.epochs, "train.lr": args.lr, "train.seed": args.seed})
     torch.set_num_threads(config.experiment.threads)
+    default = checkpoint_path(config) or base_checkpoint_path(config.model.name, config.data.dataset, config.train.seed)
+    out = args.out or default
+    check_output_path(out, "--out" if args.out else "the checkpoint path (model.checkpoint / $AMC_CACHE)", "file")
     bundle = load_data(config)
-    out = args.out or checkpoint_path(config) or base_checkpoint_path(config.model.name, bundle.name, config.train.seed)
     # typed as torch Datasets, which need not be Sized; every registry dataset defines __len__
     train, search_val = (cast(Sized, split) for split in (bundle.train, bundle.search_val))
     print(

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
+from amc.locks import lock_file
 from amc.models import create_model, model_info
 from amc.pruning import candidate_counts, prune_network
 from hwmodel.errors import HwModelError
@@ -54,6 +55,19 @@ class Grid:
 
     round_to: int = 8
     lbound: float = 0.2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise UserError(
+                f"round_to (--round-to, search.round_to) is {self.round_to!r}; kept channel counts are multiples "
+                "of it, so it must be a whole number >= 1.",
+                fix="use --round-to 8 (the default) or another whole number >= 1 (1: every channel count).",
+            )
+        if not 0 < self.lbound <= 1:  # NaN fails too
+            raise UserError(
+                f"lbound (--lbound, search.lbound) is {self.lbound!r}; it is the smallest keep ratio, in (0, 1].",
+                fix="use --lbound 0.2 (the default) or another number in (0, 1].",
+            )
 
     def choices(self, table: LayerTable) -> dict[int, tuple[int, ...]]:
         """Kept counts per group; a group that cannot be pruned keeps all its channels."""
@@ -308,6 +322,7 @@ def validate_lut(
             f"--calibrate {calibrate} cannot fit a scale and an offset.",
             fix="use --calibrate 2 or more (5 by default), or 0 for the LUT's stored fit.",
         )
+    lut.require_network(network.table.specs(), network.name, "`amc lut validate`")
     rng = np.random.default_rng([seed, 1])
     variants = [random_kept(network.table, grid, rng) for _ in range(samples)]
     calibration = calibration_variants(network.table, grid, calibrate, seed)
@@ -321,6 +336,37 @@ def validate_lut(
         return Validation(stored_report or fidelity_report(totals, truth, macs), stored, False, None)
     fit = fit_overhead(network, sums_ms[:calibrate], measured[:calibrate])
     return Validation(fidelity_report(_predict(fit, totals), truth, macs), fit, True, stored_report)
+
+
+def _missing(lut: LutCostModel, network: Network, specs: list[LayerSpec], calibrate: int) -> bool:
+    """Whether the LUT lacks a layer variant of the grid, or (with `calibrate`) the network's overhead fit."""
+    todo = any(spec.key() not in lut.table.entries for spec in specs)
+    return todo or bool(calibrate and structure_key(network.table.specs()) not in lut.table.overheads)
+
+
+def _plan(network: Network, path: Path, specs: list[LayerSpec], todo: int, grid: Grid, how: str) -> str:
+    return (
+        f"{network.name} {'x'.join(map(str, network.input_size))}: {len(network.table.layers)} layers, "
+        f"{len(network.table.groups)} channel groups; channel counts are multiples of {grid.round_to} down to a "
+        f"keep ratio of {grid.lbound} -> {len(specs)} layer variants, {len(specs) - todo} already in {path}; "
+        f"measuring {todo} on this machine ({how})"
+    )
+
+
+def _build_missing(
+    lut: LutCostModel, network: Network, path: Path, specs: list[LayerSpec], grid: Grid, backend: str, threads: int,
+    repeats: int, calibrate: int, progress: bool, log: Callable[[str], None], rounds: int,
+) -> None:  # fmt: skip
+    todo = [spec for spec in specs if spec.key() not in lut.table.entries]
+    log(_plan(network, path, specs, len(todo), grid, f"{backend}, {threads} thread(s), {repeats} repeats"))
+    if todo:
+        try:
+            with tqdm(total=len(todo), desc="LUT", unit="layer", disable=not progress, leave=False) as bar:
+                lut.measure_many(todo, rounds, bar.update)
+        finally:
+            lut.flush()
+    if calibrate and structure_key(network.table.specs()) not in lut.table.overheads:
+        calibrate_overhead(lut, network, calibrate, grid, progress=progress, rounds=rounds)
 
 
 def _predict(fit: NetworkOverhead, sums_ms: list[float]) -> list[float]:
@@ -362,21 +408,14 @@ def build_lut(
     """Open the LUT at `path` (resuming it), measure every variant missing for `grid` (interleaved in `rounds`
     passes), fit the overhead once; the LUT comes back bound to the network."""
     grid = grid or Grid()
-    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
     specs = search_grid(network.table, grid)
-    todo = [spec for spec in specs if spec.key() not in lut.table.entries]
-    log(
-        f"{network.name} {'x'.join(map(str, network.input_size))}: {len(network.table.layers)} layers, "
-        f"{len(network.table.groups)} channel groups; channel counts are multiples of {grid.round_to} down to a "
-        f"keep ratio of {grid.lbound} -> {len(specs)} layer variants, {len(specs) - len(todo)} already in {path}; "
-        f"measuring {len(todo)} on this machine ({backend}, {threads} thread(s), {repeats} repeats)"
-    )
-    if todo:
-        try:
-            with tqdm(total=len(todo), desc="LUT", unit="layer", disable=not progress, leave=False) as bar:
-                lut.measure_many(todo, rounds, bar.update)
-        finally:
-            lut.flush()
-    if calibrate and structure_key(network.table.specs()) not in lut.table.overheads:
-        calibrate_overhead(lut, network, calibrate, grid, progress=progress, rounds=rounds)
+    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
+    if _missing(lut, network, specs, calibrate):
+        # One builder at a time (`<lut>.lock`); reopened under the lock, as another may have finished it meanwhile.
+        with lock_file(path, "latency table (LUT)"):
+            lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
+            _build_missing(lut, network, path, specs, grid, backend, threads, repeats, calibrate, progress, log,
+                           rounds)  # fmt: skip
+    else:
+        log(_plan(network, path, specs, 0, grid, f"{backend}, {threads} thread(s), {repeats} repeats"))
     return lut.bind(network.table.specs())

@@ -51,5 +51,10 @@ def make_cost_model(
 
 def bound_to(cost_model: CostModel, table: LayerTable) -> CostModel:
     """The cost model priced for this network (a measured LUT, also one under a sparse: wrapper, with the network's
-    calibrated scale); `cost_model` itself is left as it was."""
+    calibrated scale); `cost_model` itself is left as it was. A LUT file lacking layers of the network (a LUT of
+    another model) is refused rather than filled in by the search."""
+    from hwmodel.lut import LutCostModel
+
+    if isinstance(cost_model, LutCostModel) and cost_model.path is not None:
+        cost_model.require_network(table.specs(), table.model_name, "a search pricing with it")
     return cost_model.bind(table.specs())

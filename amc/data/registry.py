@@ -7,9 +7,11 @@ set is only ever touched by final reports (AMC holds out 5,000 CIFAR training im
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -65,8 +67,15 @@ def _idx_pair(folder: Path, prefix: str) -> tuple[torch.Tensor, torch.Tensor] | 
     labels_path = find_idx_file(folder, f"{prefix}-labels-idx1-ubyte")
     if images_path is None or labels_path is None:
         return None
-    images = torch.from_numpy(read_idx(images_path).copy()).unsqueeze(1)
-    labels = torch.from_numpy(read_idx(labels_path).astype(np.int64))
+    images_array, labels_array = read_idx(images_path), read_idx(labels_path)
+    if images_array.ndim != 3 or labels_array.ndim != 1 or len(images_array) != len(labels_array):
+        raise UserError(
+            f"idx files {images_path} (shape {images_array.shape}) and {labels_path} (shape {labels_array.shape}) "
+            "do not pair up: expected N images of H x W and N labels.",
+            fix="use the matching images and labels files of one split from the dataset's official release.",
+        )
+    images = torch.from_numpy(images_array.copy()).unsqueeze(1)
+    labels = torch.from_numpy(labels_array.astype(np.int64))
     return images, labels
 
 
@@ -103,31 +112,87 @@ def _mnist(root: Path | None, image_size: int) -> tuple[Dataset, Dataset, int]:
     return _load_idx_folder(root, "mnist", "put the four idx files (optionally .gz) in that folder.")
 
 
+CIFAR10_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch")
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches are pickles (the official format): load only what they hold (a dict of bytes,
+    lists and one numpy array), never arbitrary code."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
+    """(N x 3 x 32 x 32 uint8 images, N labels) of one CIFAR-10 python batch; anything else is a UserError."""
+    fix = (
+        f"replace {path.name} with the one from the official cifar-10-python.tar.gz (unpack it into data.root; "
+        "nothing is downloaded at run time)."
+    )
+    try:
+        with open(path, "rb") as handle:
+            entry = _CifarUnpickler(handle, encoding="latin1").load()
+    except Exception as error:  # noqa: BLE001 - garbage, truncated or foreign: the same user problem
+        text = " ".join(str(error).split())[:200]
+        raise UserError(
+            f"CIFAR-10 batch {path} is not a CIFAR-10 python batch ({type(error).__name__}: {text}).", fix=fix
+        ) from None
+    if isinstance(entry, dict):
+        entry = {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in entry.items()}
+    data = entry.get("data") if isinstance(entry, dict) else None
+    labels = entry.get("labels") if isinstance(entry, dict) else None
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * 32 * 32
+        or not isinstance(labels, list)
+        or len(labels) != len(data)
+        or not all(isinstance(label, int) and 0 <= label < 10 for label in labels)
+    ):
+        raise UserError(
+            f"CIFAR-10 batch {path} does not hold CIFAR-10 data: expected a dict with 'data' (N x 3072 uint8) and "
+            "'labels' (N integers 0-9).",
+            fix=fix,
+        )
+    return data.reshape(-1, 3, 32, 32), labels
+
+
 @register_dataset("cifar10", "CIFAR-10 from a local folder in its standard python format (data.root)")
 def _cifar10(root: Path | None, image_size: int) -> tuple[Dataset, Dataset, int]:
-    import torchvision
-
     folder = root or Path(os.environ.get("AMC_CIFAR10", "data/cifar10"))
     if folder.name == "cifar-10-batches-py":
         folder = folder.parent
-    if not (folder / "cifar-10-batches-py" / "data_batch_1").is_file():
+    batches = folder / "cifar-10-batches-py"
+    missing = [name for name in CIFAR10_FILES if not (batches / name).is_file()]
+    if missing:
         raise UserError(
-            f"dataset 'cifar10': {folder / 'cifar-10-batches-py'} does not hold the CIFAR-10 python batches.",
-            fix=f"unpack cifar-10-python.tar.gz so that {folder}/cifar-10-batches-py/data_batch_1 exists "
+            f"dataset 'cifar10': {batches} does not hold the CIFAR-10 python batches (missing {', '.join(missing)}).",
+            fix=f"unpack cifar-10-python.tar.gz so that {batches}/data_batch_1 ... test_batch exist "
             "(or set data.root / AMC_CIFAR10 to the folder that holds cifar-10-batches-py). Nothing is downloaded.",
         )
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     sets = []
-    for train in (True, False):
-        raw = torchvision.datasets.CIFAR10(str(folder), train=train, download=False)
-        images = torch.from_numpy(raw.data).permute(0, 3, 1, 2).contiguous()
-        sets.append(TensorImageDataset(images, torch.tensor(raw.targets), mean, std))
+    for names in (CIFAR10_FILES[:-1], CIFAR10_FILES[-1:]):
+        parts = [read_cifar_batch(batches / name) for name in names]
+        images = torch.from_numpy(np.concatenate([data for data, _ in parts])).contiguous()
+        labels = torch.tensor([label for _, part in parts for label in part])
+        sets.append(TensorImageDataset(images, labels, mean, std))
     return sets[0], sets[1], 10
 
 
 @register_dataset("imagefolder", "ImageNet-style folders: data.root/train/<class>/*.jpg and data.root/val/<class>/")
 def _imagefolder(root: Path | None, image_size: int) -> tuple[Dataset, Dataset, int]:
-    import torchvision
     from torchvision import transforms
 
     if root is None or not (root / "train").is_dir():
@@ -151,9 +216,41 @@ def _imagefolder(root: Path | None, image_size: int) -> tuple[Dataset, Dataset, 
             normalise,
         ]
     )
-    train = torchvision.datasets.ImageFolder(str(root / "train"), transform=transform)
-    test = torchvision.datasets.ImageFolder(str(test_dir), transform=transform)
+    train, test = (_image_folder(folder, transform) for folder in (root / "train", test_dir))
+    if train.classes != test.classes:
+        raise UserError(
+            f"dataset 'imagefolder': {root / 'train'} and {test_dir} have different classes "
+            f"({len(train.classes)} vs {len(test.classes)}).",
+            fix="give both the same <class>/ sub-folders.",
+        )
     return train, test, len(train.classes)
+
+
+def _image_folder(folder: Path, transform: Callable) -> Any:
+    import torchvision
+
+    try:
+        return torchvision.datasets.ImageFolder(str(folder), transform=transform, loader=load_image)
+    except FileNotFoundError as error:  # no class folders, or no image file in any of them
+        raise UserError(
+            f"dataset 'imagefolder': {folder} holds no images ({error}).",
+            fix=f"put images (.jpg, .png, ...) in {folder}/<class>/ sub-folders, one per class.",
+        ) from None
+
+
+def load_image(path: str) -> Any:
+    """ImageFolder's loader, with an unreadable image a UserError naming it instead of a traceback mid-run."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with open(path, "rb") as handle:
+            image = Image.open(handle)
+            return image.convert("RGB")
+    except (OSError, UnidentifiedImageError, ValueError) as error:
+        raise UserError(
+            f"image {path} cannot be read ({type(error).__name__}: {error}).",
+            fix="delete or replace the file (it is not an image PIL can open, or it is truncated).",
+        ) from None
 
 
 @register_dataset("synthetic", "FOR TESTS ONLY: random class prototypes plus noise, 3x16x16; not real data")

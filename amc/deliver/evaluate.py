@@ -26,6 +26,7 @@ from amc.io import atomic_write_json, atomic_write_text
 from amc.problem import Task
 from amc.pruning import remove_masks_
 from amc.report.tables import markdown_table
+from amc.resume import refuse_changed
 from amc.schedule import Schedule, summarize
 from amc.training.loop import EpochRecord, TrainSettings, accuracy_on, train
 from hwmodel import CostModel, LayerSpec
@@ -200,11 +201,17 @@ def _check_resumable(out: Path, schedule: Schedule, settings: TrainSettings) -> 
     """A checkpoint in `out` is resumed only if it fine-tunes the same schedule with the same settings."""
     job = {"schedule": schedule.to_dict(), "settings": asdict(settings)}
     path = out / SETTINGS_FILE
-    if (out / STATE_FILE).is_file() and path.is_file() and json.loads(path.read_text()) != job:
-        raise UserError(
-            f"{out} holds a fine-tuning checkpoint of another schedule or other settings.",
-            fix=f"use another --out, or delete {out / STATE_FILE} to start over.",
-        )
+    if (out / STATE_FILE).is_file() and path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("schedule") != job["schedule"]:
+            raise UserError(
+                f"{out} holds a fine-tuning checkpoint of another schedule.",
+                fix=f"use another --out, or delete {out / STATE_FILE} to start over.",
+            )
+        refuse_changed(
+            f"the fine-tuning checkpoint in {out}", {"finetune": stored.get("settings", {})},
+            {"finetune": job["settings"]}, fix=f"use another --out, or delete {out / STATE_FILE} to start over.",
+        )  # fmt: skip
     atomic_write_json(path, job)
 
 

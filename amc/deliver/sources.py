@@ -20,6 +20,16 @@ class LatencySettings:
     """The throughput batch (images per call), measured beside batch 1."""
     repeats: int = 30
 
+    def __post_init__(self) -> None:
+        for name, flag in (("threads", "--latency-threads"), ("batch", "--throughput-batch"), ("repeats", "")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                where = f"{flag} ({name})" if flag else name
+                raise UserError(
+                    f"latency measurement {where} is {value!r}; it must be a whole number >= 1.",
+                    fix=f"use {flag or name} 1 or more (default {getattr(LatencySettings, name)}).",
+                )
+
 
 def schedule_source(path: Path) -> tuple[Path | None, Path]:
     """(run folder or None, schedule file) for `amc evaluate RUN_DIR | STRATEGY`."""

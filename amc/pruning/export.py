@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from amc.errors import UserError
-from amc.io import atomic_torch_save, atomic_write_text
+from amc.io import atomic_torch_save, atomic_write_text, json_text
 from amc.models import create_model
 
 ARCH_TYPE = "amc.ThinnedArchitecture"
@@ -75,7 +75,7 @@ def save_thinned(
     files = ThinnedFiles(out / "model.pt", out / "architecture.json")
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     atomic_torch_save(files.weights, state)
-    atomic_write_text(files.architecture, json.dumps(architecture, indent=2) + "\n")
+    atomic_write_text(files.architecture, json_text(architecture, files.architecture))
     return files
 
 

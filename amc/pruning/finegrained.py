@@ -20,11 +20,14 @@ from torch.nn.utils import prune
 
 from amc.errors import UserError
 from amc.graph import LayerTable
-from amc.io import atomic_write_text
+from amc.io import atomic_write_text, json_text
 from hwmodel.spec import LayerSpec
 
 DENSITIES_TYPE = "amc.LayerDensities"
 DENSITIES_VERSION = 1
+
+
+DENSITY_FIX = "use a weight density in (0, 1] (1 - sparsity; NaN and Infinity are refused)."
 
 
 @dataclass(frozen=True)
@@ -37,9 +40,7 @@ class LayerDensities:
     def __post_init__(self) -> None:
         for name, density in self.densities.items():
             if not 0.0 < density <= 1.0 or math.isnan(density):
-                raise UserError(
-                    f"layer {name!r}: weight density {density} is outside (0, 1].", fix="use a sparsity in [0, 1)."
-                )
+                raise UserError(f"layer {name!r}: weight density {density} is outside (0, 1].", fix=DENSITY_FIX)
 
     def sparsity(self, name: str) -> float:
         return 1.0 - self.densities.get(name, 1.0)
@@ -84,10 +85,16 @@ class LayerDensities:
         densities = data.get("densities")
         if not isinstance(densities, dict):
             raise UserError(f"{source}: key 'densities' must map layer names to numbers.", fix="regenerate the file.")
-        return cls({str(k): float(v) for k, v in densities.items()}, str(data.get("model", "")))
+        bad = [(k, v) for k, v in densities.items() if isinstance(v, bool) or not isinstance(v, (int, float))]
+        if bad:
+            raise UserError(f"{source}: layer {bad[0][0]!r} has density {bad[0][1]!r}, not a number.", fix=DENSITY_FIX)
+        try:
+            return cls({str(k): float(v) for k, v in densities.items()}, str(data.get("model", "")))
+        except UserError as error:
+            raise UserError(f"{source}: {error.problem}", fix=error.fix) from None
 
     def save(self, path: str | Path) -> None:
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(Path(path), json_text(self.to_dict(), path))
 
     @classmethod
     def load(cls, path: str | Path) -> LayerDensities:

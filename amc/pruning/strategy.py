@@ -22,7 +22,7 @@ from typing import Any
 
 from amc.errors import UserError
 from amc.graph import CouplingGroup, LayerTable
-from amc.io import atomic_write_text
+from amc.io import atomic_write_text, json_text
 
 STRATEGY_TYPE = "amc.Strategy"
 STRATEGY_VERSION = 1
@@ -115,12 +115,15 @@ class Strategy:
         kept = {}
         for index, ratio in by_group.items():
             group = table.groups[index]
+            if not 0 < ratio <= 1:
+                raise UserError(
+                    f"group {index} ({group.leader}): keep ratio {ratio!r} is not in (0, 1].",
+                    fix="use a keep ratio in (0, 1] (0.5 keeps half the channels).",
+                )
             try:
                 kept[index] = round_channels(ratio, group.channels, round_to, group.divisor)
             except ValueError as error:
-                raise UserError(
-                    f"group {index} ({group.leader}): {error}.", fix="use a keep ratio in [0, 1]."
-                ) from None
+                raise UserError(f"group {index} ({group.leader}): {error}.", fix="use round_to >= 1.") from None
         return cls._build(table, kept, by_group, round_to, metadata)
 
     @classmethod
@@ -262,15 +265,12 @@ class Strategy:
         except (KeyError, TypeError) as error:
             raise UserError(f"{source} is malformed: {error}.", fix="regenerate it with amc.") from None
         for layer in strategy.layers:
-            if not 1 <= layer.kept <= layer.channels:
-                raise UserError(
-                    f"{source}: layer {layer.name!r} keeps {layer.kept} of {layer.channels} channels.",
-                    fix="keep between 1 and the layer's channel count.",
-                )
+            _check_entry(layer, source)
         return strategy
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+        """Strict JSON (no NaN or Infinity)."""
+        return json_text(self.to_dict(), "a strategy JSON")
 
     @classmethod
     def from_json(cls, text: str, source: str = "strategy") -> Strategy:
@@ -285,7 +285,7 @@ class Strategy:
 
     def save(self, path: str | Path) -> None:
         """Write atomically: a reader never sees half a file."""
-        atomic_write_text(Path(path), self.to_json())
+        atomic_write_text(Path(path), json_text(self.to_dict(), path))
 
     @classmethod
     def load(cls, path: str | Path) -> Strategy:
@@ -293,6 +293,28 @@ class Strategy:
         if not path.is_file():
             raise UserError(f"strategy file {path} does not exist.", fix="check the path.")
         return cls.from_json(path.read_text(), source=f"strategy file {path}")
+
+
+def _check_entry(layer: LayerKeep, source: str) -> None:
+    """One layer of a strategy file: whole channel counts, 1 <= kept <= channels, a keep ratio in (0, 1]."""
+    where = f"{source}: layer {layer.name!r}"
+    fix = "regenerate the strategy with amc (a search, or `Strategy.from_keep_ratios(...).save(path)`)."
+    for name in ("channels", "kept"):
+        count = getattr(layer, name)
+        if not isinstance(count, int) or isinstance(count, bool):
+            raise UserError(f"{where} has {name} {count!r}, not a whole number of channels.", fix=fix)
+    if layer.channels < 1 or not 1 <= layer.kept <= layer.channels:
+        raise UserError(
+            f"{where} keeps {layer.kept} of {layer.channels} channels.",
+            fix=f"keep between 1 and the layer's channel count ({max(layer.channels, 1)}); or {fix}",
+        )
+    ratio = layer.keep_ratio
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio <= 1:
+        raise UserError(
+            f"{where} has keep_ratio {ratio!r}; a keep ratio must be a number in (0, 1] (NaN and Infinity are "
+            "refused).",
+            fix=f"set keep_ratio to kept / channels ({layer.kept / layer.channels:.4g}), or {fix}",
+        )
 
 
 def _prunable_group(table: LayerTable, index: int) -> CouplingGroup:

@@ -19,7 +19,7 @@ from typing import Any
 
 from amc.errors import UserError
 from amc.graph import LayerTable
-from amc.io import atomic_write_text
+from amc.io import atomic_write_text, json_text
 from amc.pruning.finegrained import DENSITIES_TYPE, LayerDensities
 from amc.pruning.strategy import STRATEGY_TYPE, Strategy
 from amc.schedule.timeline import Step
@@ -27,6 +27,7 @@ from amc.schedule.timeline import Step
 SCHEDULE_TYPE = "amc.Schedule"
 SCHEDULE_VERSION = 1
 YAML_SUFFIXES = (".yaml", ".yml")
+JSON_SUFFIXES = (".json",)
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,13 @@ def save_schedule(
     from amc.schedule.distiller import schedule_to_distiller_yaml
 
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (*YAML_SUFFIXES, *JSON_SUFFIXES):
+        accepted = ", ".join((*YAML_SUFFIXES, *JSON_SUFFIXES))
+        raise UserError(
+            f"cannot write schedule {path}: its suffix {path.suffix or '(none)'!r} names no schedule format.",
+            fix=f"end the output's name in one of {accepted} (.yaml/.yml: Distiller YAML, .json: amc JSON).",
+        )
     if isinstance(schedule, Strategy):
         schedule = Schedule(strategy=schedule)
     elif isinstance(schedule, LayerDensities):
@@ -135,4 +143,4 @@ def save_schedule(
     elif schedule.densities is None and schedule.strategy is not None:
         schedule.strategy.save(path)
     else:
-        atomic_write_text(path, json.dumps(schedule.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json_text(schedule.to_dict(), path))

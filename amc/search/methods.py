@@ -5,12 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from amc.errors import UserError
+from amc.locks import lock_folder
 from amc.problem import Task
+from amc.resume import refuse_changed
 from amc.search.amc_method import run_amc
 from amc.search.baselines import run_bayes, run_random, run_sensitivity, run_uniform
 from amc.search.netadapt import run_netadapt
 from amc.search.result import SearchResult
+from amc.search.run_folder import recorded_rows
 
 SearchMethod = Callable[..., SearchResult]
 
@@ -30,6 +35,50 @@ def get_method(name: str) -> SearchMethod:
     return METHODS[name][0]
 
 
+RESUMABLE_CHANGES = (
+    "search.workers", "search.executor", "search.ray_address", "search.netadapt.max_iterations",
+    "experiment.threads", "experiment.name", "data.root", "cost.allow_foreign_lut", "finetune", "search.episodes",
+)  # fmt: skip
+"""Settings a resumed search may change: where and how fast candidates are scored, and what comes after the search;
+every other setting changes the results, so a resume with another value is refused. `search.episodes` may change:
+more extends the run, fewer (or as many as are done) ends it with what it has."""
+
+
 def run_search(task: Task, out: Path, resume: bool = False, progress: bool = True,
                log: Callable[[str], None] = print) -> SearchResult:  # fmt: skip
-    return get_method(task.config.search.method)(task, out, resume=resume, progress=progress, log=log)
+    """Run the configured method on `out`, holding the folder's lock for the whole run (a second search writing
+    the same folder is refused); a resume is checked against the folder first (check_resume)."""
+    method = get_method(task.config.search.method)
+    with lock_folder(out):
+        if resume:
+            check_resume(task, Path(out), log)
+        return method(task, out, resume=resume, progress=progress, log=log)
+
+
+def check_resume(task: Task, out: Path, log: Callable[[str], None] = print) -> None:
+    """--resume continues only an amc run folder of the same search: an empty or missing folder starts fresh (said on
+    the log), a folder of other files is refused, and so is one whose config.yaml differs in a setting that changes
+    results (each named with its stored and new value)."""
+    entries = [entry for entry in out.iterdir() if not entry.name.startswith(".")] if out.is_dir() else []
+    stored_path = out / "config.yaml"
+    if not stored_path.is_file():
+        if entries:
+            raise UserError(
+                f"--resume: {out} is not an amc run folder (no config.yaml; it holds "
+                f"{', '.join(sorted(entry.name for entry in entries)[:5])}).",
+                fix="point --out at the run folder to continue, or at a new or empty folder.",
+            )
+        log(f"nothing to resume in {out}, starting fresh")
+        return
+    try:
+        stored = yaml.safe_load(stored_path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise UserError(f"--resume: {stored_path} is not valid YAML ({error}).", fix="use a new --out.") from None
+    new = task.config.to_dict()
+    refuse_changed(
+        f"--resume: the search in {out}", stored, new,
+        fix=f"continue it with its old values (in {stored_path}), or run the new settings in another --out.",
+        ignore=RESUMABLE_CHANGES,
+    )  # fmt: skip
+    if not recorded_rows(out):
+        log(f"nothing to resume in {out} (no episode recorded yet), starting fresh")

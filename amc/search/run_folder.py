@@ -7,9 +7,14 @@
     best_schedule.yaml   the same as a Distiller-style schedule
     summary.json         dense vs best: cost, measured latency, search-val accuracy, wall time
     plots/               progress over episodes, per-layer keep ratios of the best strategy
+    best_history/        each new best as it was found, named by its row in episodes.csv (<row>-best_strategy.json)
+    .lock                held by the search writing the folder (amc.locks): one writer at a time
 
 Rows are appended and flushed as they come; on --resume the file is cut back to what the method's own
 checkpoint covers, so an episode that was in flight when the run was killed is neither lost twice nor duplicated.
+A torn last line (the kill came mid-write) is dropped. A new best is archived under best_history/ before its row
+is appended and copied to best_strategy.json after, so a kill between the two writes is repaired on resume: the
+best is the best of the kept rows, restored from its archive, whatever the kill left in best_strategy.json.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from amc.pruning import LayerDensities, Strategy
 from amc.schedule import save_schedule
 
 BEST_FILES = {Strategy: "best_strategy.json", LayerDensities: "best_densities.json"}
+HISTORY = "best_history"
 
 BASE_COLUMNS = (
     "episode",
@@ -91,7 +97,7 @@ class RunFolder:
         """Start a new run folder, or with `resume` reopen one keeping its first `keep_rows` episode rows."""
         folder = cls(path, layer_names)
         episodes = folder.path / "episodes.csv"
-        if episodes.exists() and not resume:
+        if not resume and recorded_rows(folder.path):  # a folder without any episode is no earlier run
             raise UserError(
                 f"run folder {folder.path} already holds a search (episodes.csv).",
                 fix="add --resume to continue it, or choose another --out.",
@@ -105,11 +111,7 @@ class RunFolder:
     # ----------------------------------------------------------------- episodes.csv
 
     def read_rows(self) -> list[dict[str, str]]:
-        path = self.path / "episodes.csv"
-        if not path.exists():
-            return []
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
+        return recorded_rows(self.path)
 
     def _rewrite(self, rows: list[dict[str, str]]) -> None:
         buffer = io.StringIO()
@@ -121,16 +123,22 @@ class RunFolder:
         self.rows_written = len(rows)
 
     def append(self, row: EpisodeRow, result: Result | None = None) -> bool:
-        """Append one row (flushed to disk); returns True when it is the new best (and saves it)."""
+        """Append one row (flushed to disk); returns True when it is the new best (and saves it). A new best is
+        archived before the row is written and copied to the best files after, so a resume can repair either."""
+        improved = self.best_row is None or row.reward > self.best_row.reward
+        if improved and result is not None:
+            result.save(self._archived(self.rows_written + 1, type(result)))
         with (self.path / "episodes.csv").open("a", newline="") as handle:
             csv.writer(handle).writerow(row.as_csv(self.columns))
             handle.flush()
         self.rows_written += 1
-        improved = self.best_row is None or row.reward > self.best_row.reward
         if improved and result is not None:
             self.best_row = row
             self.save_best(result)
         return improved
+
+    def _archived(self, position: int, kind: type) -> Path:
+        return self.path / HISTORY / f"{position}-{BEST_FILES[kind]}"
 
     def save_best(self, result: Result) -> None:
         self.best_result = result
@@ -140,13 +148,30 @@ class RunFolder:
     def restore_best(self) -> None:
         """After a resume: the best row within the budget and the best result from what is already on disk
         (rows over the budget, NetAdapt's intermediate candidates, never win)."""
+        self._drop_archives_after(self.rows_written)
         saved = [(kind, self.path / name) for kind, name in BEST_FILES.items() if (self.path / name).exists()]
-        rows = [row for row in self.episode_rows() if row.cost <= row.budget]
-        if not rows or not saved:
+        rows = [(position, row) for position, row in enumerate(self.episode_rows(), 1) if row.cost <= row.budget]
+        if not rows:
             return
-        self.best_row = max(rows, key=lambda row: row.reward)
-        kind, path = saved[0]
-        self.best_result = Strategy.load(path) if kind is Strategy else LayerDensities.load(path)
+        position, self.best_row = max(rows, key=lambda item: item[1].reward)
+        archived = [(kind, self._archived(position, kind)) for kind in BEST_FILES]
+        archived = [(kind, path) for kind, path in archived if path.is_file()]
+        if archived:  # the best of the kept rows, whatever a kill left in the best files: rewrite them from it
+            kind, path = archived[0]
+            self.save_best(Strategy.load(path) if kind is Strategy else LayerDensities.load(path))
+        elif saved:  # a folder written before best_history/
+            kind, path = saved[0]
+            self.best_result = Strategy.load(path) if kind is Strategy else LayerDensities.load(path)
+        else:
+            self.best_row = None
+
+    def _drop_archives_after(self, rows: int) -> None:
+        """Archived bests of rows cut from episodes.csv (or never written: the kill came before the row)."""
+        history = self.path / HISTORY
+        for path in history.glob("*-best_*.json") if history.is_dir() else []:
+            number = path.name.split("-", 1)[0]
+            if number.isdigit() and int(number) > rows:
+                path.unlink()
 
     def episode_rows(self) -> list[EpisodeRow]:
         """The rows of episodes.csv as records (timings left out)."""
@@ -166,6 +191,29 @@ class RunFolder:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.path / "summary.json", _finite(summary))
+
+
+def recorded_rows(folder: Path) -> list[dict[str, str]]:
+    """The finished rows of `folder`/episodes.csv as {column: text}: a torn last line (no line end, or too few
+    fields: the run was killed while writing it) is dropped, not read as a finished episode."""
+    path = Path(folder) / "episodes.csv"
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    lines = list(csv.reader(io.StringIO(text)))
+    if not lines:
+        return []
+    header, body = lines[0], lines[1:]
+    if body and (not text.endswith("\n") or len(body[-1]) != len(header)):
+        body = body[:-1]
+    for number, cells in enumerate(body, 2):
+        if len(cells) != len(header):
+            raise UserError(
+                f"{path} line {number} has {len(cells)} fields, not the header's {len(header)}: the file was edited "
+                "or written by two runs at once.",
+                fix="restore the file, or start the search over in another --out.",
+            )
+    return [dict(zip(header, cells)) for cells in body]
 
 
 def _finite(value: Any) -> Any:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ from tqdm.auto import tqdm
 
 from amc.data import augment_batch, iterate_batches
 from amc.io import atomic_torch_save
+from amc.locks import lock_file
+from amc.resume import refuse_changed
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,23 @@ def train(
     log: Callable[[str], None] = print,
     val_images: int | None = None,
 ) -> TrainResult:
-    """Train `model` in place; with `state_path`, checkpoint each epoch there and resume from it if present."""
+    """Train `model` in place; with `state_path`, checkpoint each epoch there and resume from it if present (only
+    with the settings it was made with: other settings are a UserError naming each). The checkpoint is locked
+    (`<state_path>.lock`) while training, so a second run writing it is refused."""
+    with lock_file(state_path, "training checkpoint") if state_path is not None else nullcontext():
+        return _train(model, train_set, val_set, settings, state_path, progress, log, val_images)
+
+
+def _train(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    settings: TrainSettings,
+    state_path: Path | None,
+    progress: bool,
+    log: Callable[[str], None],
+    val_images: int | None,
+) -> TrainResult:
     torch.manual_seed(settings.seed)
     optimizer = make_optimizer(model, settings)
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)  # type: ignore[arg-type]
@@ -118,6 +137,14 @@ def train(
     start_epoch = 0
     if state_path is not None and Path(state_path).is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=True)
+        if "settings" in state:  # checkpoints written before settings were stored resume as before
+            # A finished run may be extended by more epochs; an unfinished one must keep its LR schedule's length.
+            finished = int(state["epoch"]) >= int(state["settings"].get("epochs", 0))
+            refuse_changed(
+                f"training checkpoint {state_path}", state["settings"], asdict(settings),
+                fix=f"resume with the old values, or delete {state_path} to train from scratch with the new ones.",
+                ignore=("epochs",) if finished else (),
+            )  # fmt: skip
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -157,6 +184,7 @@ def train(
                     "scheduler": scheduler.state_dict(),
                     "epoch": epoch + 1,
                     "records": [record.__dict__ for record in records],
+                    "settings": asdict(settings),
                 },
             )
     return TrainResult(tuple(records), time.perf_counter() - begin)

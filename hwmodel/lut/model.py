@@ -158,6 +158,27 @@ class LutCostModel(CachedCostModel):
         bound._bound = structure_key(specs)
         return bound
 
+    def missing_layers(self, specs: Sequence[LayerSpec]) -> list[LayerSpec]:
+        """The layers of `specs` (as priced: dense) that the table has no entry for."""
+        dense = (spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0) for spec in specs)
+        return [spec for spec in dense if spec.key() not in self.table.entries]
+
+    def require_network(self, specs: Sequence[LayerSpec], name: str, action: str) -> None:
+        """Refuse a LUT that lacks layers of the unpruned network `specs` (named `name`): a LUT of another model
+        (or input size), which `action` would otherwise fill by measuring here and writing into its file."""
+        missing = self.missing_layers(specs)
+        if not missing:
+            return
+        built_for = sorted({overhead.model for overhead in self.table.overheads.values()})
+        of = f"; it was built for {', '.join(built_for)}" if built_for else ""
+        raise HwModelError(
+            f"LUT {self.path or '<in memory>'} has no entry for {len(missing)} of the {len(specs)} layers of "
+            f"{name} (first: {missing[0].key()}){of}: it is a LUT of another model or input size, and {action} "
+            "would measure the missing layers here and write them into it.",
+            fix=f"build a LUT for {name} first (`amc lut build --model {name} --out FILE`, with its --dataset or "
+            "--input-size) and use that one, or name the model and input size this LUT was built for.",
+        )
+
     def entry_ms(self, spec: LayerSpec) -> float:
         """The layer timed alone (measured now if missing): the table's number, without any network's scale."""
         dense = spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0)

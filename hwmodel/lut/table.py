@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -32,6 +31,10 @@ from hwmodel.spec import SPEC_KEY_VERSION, LayerSpec
 
 LUT_SCHEMA = "amc-latency-lut"
 LUT_SCHEMA_VERSION = 1
+MAX_ENTRY_MS = 1e6
+"""Largest believable layer time or offset (over 16 minutes per layer): anything above is a corrupt entry."""
+MAX_SCALE = 100.0
+"""Largest believable per-network scale (fits are clipped to [0.5, 2]; see `hwmodel.lut.fidelity.SCALE_RANGE`)."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +104,18 @@ class LatencyTable:
     def save(self, path: str | Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of one."""
         target = Path(path)
+        try:
+            text = json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        except ValueError:
+            raise HwModelError(
+                f"refusing to write LUT file {target}: an entry or overhead is NaN or Infinity (not valid JSON).",
+                fix="re-measure it: rebuild the LUT with `amc lut build` on an idle machine.",
+            ) from None
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
         try:
             with os.fdopen(handle, "w") as stream:
-                json.dump(self.to_dict(), stream, indent=1)
+                stream.write(text)
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -183,7 +193,22 @@ def _parse(data: Any, path: Path) -> LatencyTable:
             )
         except (KeyError, TypeError, ValueError):
             raise _bad(path, f"overheads.{key}", overhead, "re-run `amc lut calibrate`.") from None
+        _check_overhead(path, key, table.overheads[key])
     return table
+
+
+def _check_overhead(path: Path, key: str, overhead: NetworkOverhead) -> None:
+    """Scale a positive finite factor, offset finite and not absurd (a fitted offset may be slightly negative),
+    at least one whole-network run; everything a network's price is made of is checked here, once, on load."""
+    fix = "re-run `amc lut calibrate` for that network (or delete the entry under overheads)."
+    if not 0 < overhead.scale <= MAX_SCALE:
+        raise _bad(path, f"overheads.{key}.scale", overhead.scale, f"a scale must be in (0, {MAX_SCALE:g}]; {fix}")
+    if not -MAX_ENTRY_MS <= overhead.offset_ms <= MAX_ENTRY_MS:
+        raise _bad(
+            path, f"overheads.{key}.offset_ms", overhead.offset_ms, f"an offset must be a finite number of ms; {fix}"
+        )
+    if overhead.samples < 1:
+        raise _bad(path, f"overheads.{key}.samples", overhead.samples, f"a fit needs whole-network runs; {fix}")
 
 
 def _entry(path: Path, key: str, entry: Any) -> tuple[Measurement, LayerSpec]:
@@ -196,8 +221,14 @@ def _entry(path: Path, key: str, entry: Any) -> tuple[Measurement, LayerSpec]:
         spec = LayerSpec.from_dict(entry["spec"])
     except (KeyError, TypeError, ValueError) as error:
         raise _bad(path, where, entry, f"({error}) {fix}") from None
-    if not (math.isfinite(measurement.median_ms) and measurement.median_ms > 0):
-        raise _bad(path, f"{where}.median_ms", entry["median_ms"], fix)
+    for name in ("median_ms", "iqr_ms", "min_ms"):
+        value = getattr(measurement, name)
+        median = name == "median_ms"
+        if not (value > 0 if median else value >= 0) or not value <= MAX_ENTRY_MS:  # NaN fails every comparison
+            limits = f"{'> 0' if median else '>= 0'} and at most {MAX_ENTRY_MS:g} ms"
+            raise _bad(path, f"{where}.{name}", entry[name], f"a time must be a finite number {limits}; {fix}")
+    if measurement.repeats < 1:
+        raise _bad(path, f"{where}.repeats", entry["repeats"], f"at least 1 timed repeat is needed; {fix}")
     if spec.key() != key:
         raise _bad(path, f"{where}.spec", entry["spec"], f"the spec does not match its key; {fix}")
     return measurement, spec

@@ -3,13 +3,14 @@
 Trial i's actions come from a numpy Generator seeded with (experiment.seed, i), so a trial is the same whether
 the run was resumed, and whichever worker scores it. Trials are scored in parallel (search.workers, on local
 processes or Ray) and recorded in order; --resume continues after the last row of episodes.csv. Works on any
-problem (channels or element-wise densities).
+problem (channels or element-wise densities). Trials are drawn lazily, a chunk of a few per worker at a time, so
+a huge search.episodes (1e12: "until stopped") starts at once instead of drawing every trial first.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,15 @@ from amc.search.result import SearchResult, finish_search
 def trial_actions(seed: int, trial: int, steps: int) -> list[float]:
     """Uniform actions in [-1, 1] for trial `trial` (0-based), independent of every other trial."""
     return np.random.default_rng([seed, trial]).uniform(-1.0, 1.0, size=steps).tolist()
+
+
+def trials(seed: int, start: int, stop: int, steps: int) -> Iterator[list[float]]:
+    """The actions of trials start..stop-1, drawn one at a time as they are consumed."""
+    return (trial_actions(seed, trial, steps) for trial in range(start, stop))
+
+
+CHUNK_PER_WORKER = 4
+"""Trials handed to the executor at once, per worker: enough to keep every worker busy, few enough to stay lazy."""
 
 
 def problem_of(task: Task) -> PruningProblem:
@@ -47,10 +57,14 @@ def run_random(
     if done:
         log(f"resuming {out} after trial {done}")
     seed, steps = config.experiment.seed, len(problem.order)
-    actions = [trial_actions(seed, trial, steps) for trial in range(done, config.search.episodes)]
+    todo = max(0, config.search.episodes - done)
+    chunk = CHUNK_PER_WORKER * max(1, config.search.workers)
     with open_executor(config.search, problem_of, replace(task, data=None), local=problem) as executor:
-        results = executor.map_ordered(play_trial, actions)
-        for episode, outcome in enumerate(tqdm(results, total=len(actions), desc="random search",
-                                               disable=not progress), start=done + 1):  # fmt: skip
-            record(folder, episode, outcome, problem.budget.value)
+        bar = tqdm(total=todo, desc="random search", disable=not progress)
+        with bar:
+            for first in range(done, done + todo, chunk):
+                batch = trials(seed, first, min(first + chunk, done + todo), steps)
+                for episode, outcome in enumerate(executor.map_ordered(play_trial, batch), start=first + 1):
+                    record(folder, episode, outcome, problem.budget.value)
+                    bar.update(1)
     return finish_search(task, folder, time.perf_counter() - start, log=log)
