@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
-import os
+import io
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ import torch
 from amc.cli.args import positive_int
 from amc.cli.common import check_output_path, require_text_file
 from amc.cli.compare_cmd import check_summary
+from amc.cli.main import main
 from amc.data import load_dataset
 from amc.data.idx import read_idx
 from amc.errors import UserError
@@ -29,9 +30,15 @@ def message(error: pytest.ExceptionInfo[UserError]) -> str:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "amc.cli.main", *args], capture_output=True, text=True, timeout=300, env=os.environ
-    )
+    """`amc ARGS` in this interpreter (a subprocess per case would re-import torch: seconds each); an exception
+    the CLI does not turn into its one-paragraph error propagates and fails the test, as a traceback would."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 2
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def one_paragraph(result: subprocess.CompletedProcess) -> str:
