@@ -128,11 +128,11 @@ CASES = [
     Case(
         "search bayes storage in missing dir",
         search("--method", "bayes", "--set", "search.bayes.storage=sqlite:///{W}/no/dir/s.db"),
-    ),  # noqa: E501
+    ),
     Case(
         "search bayes storage unreachable postgres",
         search("--method", "bayes", "--set", "search.bayes.storage=postgresql://u@127.0.0.1:1/db"),
-    ),  # noqa: E501
+    ),
     Case("search fashion-mnist garbage idx", search("--dataset", "fashion-mnist", "--data-root", "{W}/idx_garbage")),
     Case(
         "search fashion-mnist truncated idx", search("--dataset", "fashion-mnist", "--data-root", "{W}/idx_truncated")
@@ -170,7 +170,7 @@ CASES = [
     Case(
         "lut validate LUT of another model",
         ("lut", "validate", "--lut", "{LUT}", "--model", "resnet20", "--samples", "2", "--no-progress"),
-    ),  # noqa: E501
+    ),
     # prune
     Case("prune --keep 1.5", prune("--keep", "1.5", "--out", "{OUT}")),
     Case("prune --keep nan", prune("--keep", "nan", "--out", "{OUT}")),
@@ -179,7 +179,7 @@ CASES = [
     Case(
         "prune --keep 0.5 --repeats 0",
         ("prune", "tiny", "--no-onnx", "--keep", "0.5", "--repeats", "0", "--out", "{OUT}"),
-    ),  # noqa: E501
+    ),
     Case("prune strategy keep ratio NaN", prune("--strategy", "{W}/strategy_nan.json", "--out", "{OUT}")),
     Case("prune strategy keep ratio 1.5", prune("--strategy", "{W}/strategy_1.5.json", "--out", "{OUT}")),
     Case("prune strategy garbage", prune("--strategy", "{W}/garbage.json", "--out", "{OUT}")),
@@ -187,7 +187,7 @@ CASES = [
     Case(
         "prune strategy of another model",
         prune("--strategy", "{RUN}/best_strategy.json", "--out", "{OUT}", model="resnet20"),
-    ),  # noqa: E501
+    ),
     Case("prune --checkpoint plain tensor", prune("--keep", "0.5", "--checkpoint", "{W}/tensor.pt", "--out", "{OUT}")),
     Case("prune --checkpoint garbage", prune("--keep", "0.5", "--checkpoint", "{W}/garbage.bin", "--out", "{OUT}")),
     Case("prune --out existing file", prune("--keep", "0.5", "--out", "{W}/afile")),
@@ -197,11 +197,11 @@ CASES = [
     Case(
         "schedule convert missing input",
         ("schedule", "convert", "/nonexistent/s.yaml", "{OUT}/y.yaml", "--model", "tiny"),
-    ),  # noqa: E501
+    ),
     Case(
         "schedule convert to .txt",
         ("schedule", "convert", "{RUN}/best_schedule.yaml", "{OUT}/y.txt", "--model", "tiny"),
-    ),  # noqa: E501
+    ),
     Case("schedule inspect garbage YAML", ("schedule", "inspect", "{W}/garbage.yaml", "--model", "tiny")),
     Case("schedule inspect binary", ("schedule", "inspect", "{W}/garbage.bin", "--model", "tiny")),
     # evaluate
@@ -213,7 +213,7 @@ CASES = [
     Case(
         "evaluate strategy keep ratio NaN",
         ("evaluate", "{W}/strategy_nan.json", "--config", SMOKE, "--no-progress", "--out", "{OUT}"),
-    ),  # noqa: E501
+    ),
     # compare
     Case("compare corrupt summary.json", ("compare", "{W}/run_badsummary", "--out", "{OUT}")),
     Case("compare missing folder", ("compare", "/nonexistent/run", "--out", "{OUT}")),

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -137,43 +138,36 @@ def test_resume_with_another_budget_or_method_is_refused_naming_each_key(tmp_pat
     assert [row["episode"] for row in recorded_rows(run)] == ["1", "2", "3"]
 
 
-def test_train_resume_with_another_lr_is_refused(tmp_path: Path) -> None:
+def _train_tiny(state: Path, log: Callable[[str], None] = lambda _: None, **changes: object) -> None:
+    """One epoch of the smoke model into `state` (TrainSettings fields in `changes` override the defaults here)."""
     from amc.training.base_model import build_model, load_data
     from amc.training.loop import TrainSettings, train
 
     config = load_config(SMOKE)
     bundle = load_data(config)
+    settings = TrainSettings(**{"epochs": 1, "batch_size": 64, "lr": 0.05, "augment": False, **changes})
+    train(build_model(config, bundle), bundle.train, bundle.search_val, settings, state, progress=False, log=log,
+          val_images=64)  # fmt: skip
+
+
+def test_train_resume_with_another_lr_is_refused(tmp_path: Path) -> None:
     state = tmp_path / "model.state.pt"
-    settings = TrainSettings(epochs=1, batch_size=64, lr=0.05, augment=False)
-    train(build_model(config, bundle), bundle.train, bundle.search_val, settings, state, progress=False,
-          log=lambda _: None, val_images=64)  # fmt: skip
-    changed = TrainSettings(epochs=1, batch_size=64, lr=0.01, augment=False)
+    _train_tiny(state)
     with pytest.raises(UserError, match=r"lr: 0\.05 then, 0\.01 now"):
-        train(build_model(config, bundle), bundle.train, bundle.search_val, changed, state, progress=False,
-              log=lambda _: None, val_images=64)  # fmt: skip
+        _train_tiny(state, lr=0.01)
     lines: list[str] = []
-    train(build_model(config, bundle), bundle.train, bundle.search_val, settings, state, progress=False,
-          log=lines.append, val_images=64)  # fmt: skip
+    _train_tiny(state, log=lines.append)
     assert any("resuming" in line for line in lines)  # the same settings resume
 
 
 def test_unfinished_training_refuses_other_epochs(tmp_path: Path) -> None:
-    from amc.training.base_model import build_model, load_data
-    from amc.training.loop import TrainSettings, train
-
-    config = load_config(SMOKE)
-    bundle = load_data(config)
     state = tmp_path / "model.state.pt"
-    settings = TrainSettings(epochs=1, batch_size=64, lr=0.05, augment=False)
-    train(build_model(config, bundle), bundle.train, bundle.search_val, settings, state, progress=False,
-          log=lambda _: None, val_images=64)  # fmt: skip
+    _train_tiny(state)
     saved = torch.load(state, weights_only=True)
     saved["settings"]["epochs"] = 3  # as a 3-epoch run killed after its first epoch leaves it
     torch.save(saved, state)
     with pytest.raises(UserError, match="epochs: 3 then, 2 now"):
-        train(build_model(config, bundle), bundle.train, bundle.search_val,
-              TrainSettings(epochs=2, batch_size=64, lr=0.05, augment=False), state, progress=False,
-              log=lambda _: None, val_images=64)  # fmt: skip
+        _train_tiny(state, epochs=2)
 
 
 def test_changed_settings_names_nested_and_missing_keys() -> None:

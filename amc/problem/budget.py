@@ -55,10 +55,11 @@ def resolve_budget(
     model = accountant.cost_model
     dense = accountant.dense_cost
     check_budget(value, ratio)
-    if not 0 < dense < math.inf or not 0 <= accountant.cost(minimum) < math.inf:
+    smallest = accountant.cost(minimum)
+    if not 0 < dense < math.inf or not 0 <= smallest < math.inf:
         raise UserError(
             f"{model.name} prices the dense network at {dense:.6g} {model.unit} and the smallest at "
-            f"{accountant.cost(minimum):.6g} {model.unit}: a cost must be positive and finite (a LUT with a "
+            f"{smallest:.6g} {model.unit}: a cost must be positive and finite (a LUT with a "
             "negative offset larger than the network's latency, or a broken cost model, gives this).",
             fix="rebuild or recalibrate the latency table on this machine (amc lut build / amc lut calibrate), or "
             "use another cost model.",
@@ -67,7 +68,6 @@ def resolve_budget(
         if ratio is None:
             raise UserError("no budget given.", fix="set budget.ratio (e.g. 0.5) or budget.value.")
         value = ratio * dense
-    smallest = accountant.cost(minimum)
     if smallest > value:
         raise UserError(
             f"the budget {value:.6g} {model.unit} ({100 * value / dense:.1f}% of the dense {dense:.6g} {model.unit} "
