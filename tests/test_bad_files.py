@@ -257,3 +257,25 @@ def test_binary_inputs_and_counts_are_refused(tmp_path: Path) -> None:
         with pytest.raises(argparse.ArgumentTypeError, match=repr(text)):
             positive_int(text)
     assert positive_int("3") == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (["--model", "nosuch"], "unknown model 'nosuch'"),
+        (["--dataset", "nosuch"], "unknown dataset 'nosuch'"),
+        (["--checkpoint", "/nonexistent/w.pt"], "/nonexistent/w.pt does not exist"),
+        (["--checkpoint", "."], "is a folder, not a file"),
+    ],
+)
+def test_names_and_checkpoint_are_checked_before_data_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: list[str], words: str
+) -> None:
+    def no_data(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the dataset was loaded before the config was checked")
+
+    monkeypatch.setattr("amc.data.load_dataset", no_data)
+    monkeypatch.setattr("amc.training.base_model.load_dataset", no_data)
+    result = run_cli("search", "--config", SMOKE, "--no-progress", "--out", str(tmp_path / "run"), *option)
+    assert words in one_paragraph(result)
+    assert not (tmp_path / "run").exists()

@@ -43,7 +43,28 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         key, value = parse_override(text)
         overrides[key] = value
     require_text_file(args.config, "config", "pass an experiment YAML such as configs/smoke.yaml to --config.")
-    return load_config(args.config, overrides)
+    config = load_config(args.config, overrides)
+    check_names(config)
+    return config
+
+
+def check_names(config: ExperimentConfig) -> None:
+    """The model and the dataset exist, before data loads or a model is built (a minute on a large dataset)."""
+    from amc.data.registry import dataset_info
+    from amc.models.registry import model_info
+
+    model_info(config.model.name)
+    dataset_info(config.data.dataset)
+
+
+def check_checkpoint(config: ExperimentConfig) -> None:
+    """An explicit model.checkpoint to start from exists (`amc train` writes it instead, so it does not ask)."""
+    checkpoint = config.model.checkpoint
+    if checkpoint != "auto" and not Path(checkpoint).is_file():
+        state = "is a folder, not a file" if Path(checkpoint).is_dir() else "does not exist"
+        raise UserError(
+            f"model.checkpoint {checkpoint} {state}.", fix="train one with `amc train`, or set model.checkpoint: auto."
+        )
 
 
 def check_output_path(path: Path, flag: str = "--out", kind: str = "folder") -> None:

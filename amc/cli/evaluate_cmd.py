@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from amc.cli.common import add_config_arguments, config_from_args
+from amc.cli.common import add_config_arguments, check_checkpoint, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
 from amc.deliver.sources import LatencySettings, schedule_source
 
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.config is None and run_dir is not None:
         args.config = str(run_dir / "config.yaml")
     config = config_from_args(args, {"finetune.epochs": args.finetune_epochs})
+    check_checkpoint(config)
     out = args.out or (run_dir or schedule_file.parent) / "evaluate"
     terminate_as_interrupt()
     from amc.deliver.evaluate import evaluate_schedule, finetune_settings  # heavy: after the config is checked

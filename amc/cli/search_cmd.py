@@ -6,7 +6,7 @@ import argparse
 import signal
 from pathlib import Path
 
-from amc.cli.common import add_config_arguments, check_output_path, config_from_args
+from amc.cli.common import add_config_arguments, check_checkpoint, check_output_path, config_from_args
 from amc.config import EXECUTORS, ExperimentConfig
 from amc.errors import UserError
 from amc.optional import check_config
@@ -75,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         "search.executor": args.executor, "search.ray_address": args.ray_address,
     })  # fmt: skip
     check_config(config)  # an extra the config asks for (optuna, ray) is installed
+    check_checkpoint(config)
     out = args.out or Path("runs") / f"{config.experiment.name}-{config.search.method}"
     check_output_path(out)
     check_study_storage(config)

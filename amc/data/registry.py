@@ -270,15 +270,19 @@ def _synthetic(root: Path | None, image_size: int) -> tuple[Dataset, Dataset, in
     return make(2048), make(512), 10
 
 
-def load_dataset(
-    name: str, root: str | Path | None = None, search_val_size: int = 5000, split_seed: int = 0, image_size: int = 0
-) -> DataBundle:
-    """Load a dataset by name and split its training set into train and a seeded search-val part."""
+def dataset_info(name: str) -> DatasetInfo:
     if name not in _DATASETS:
         raise UserError(
             f"unknown dataset {name!r}.", fix=f"use one of {', '.join(sorted(_DATASETS))} (`amc list datasets`)."
         )
-    full_train, test, num_classes = _DATASETS[name].load(Path(root) if root else None, image_size)
+    return _DATASETS[name]
+
+
+def load_dataset(
+    name: str, root: str | Path | None = None, search_val_size: int = 5000, split_seed: int = 0, image_size: int = 0
+) -> DataBundle:
+    """Load a dataset by name and split its training set into train and a seeded search-val part."""
+    full_train, test, num_classes = dataset_info(name).load(Path(root) if root else None, image_size)
     if not 0 < search_val_size < len(full_train):  # type: ignore[arg-type]
         raise UserError(
             f"data.search_val_size={search_val_size} does not fit the {len(full_train)} training images of {name}.",  # type: ignore[arg-type]
