@@ -21,6 +21,7 @@ from amc.errors import UserError
 from amc.io import atomic_write_json
 from amc.problem.budget import resolve_budget
 from amc.pruning.strategy import LayerKeep, Strategy
+from hwmodel import create_cost_model
 from hwmodel.errors import HwModelError
 from hwmodel.lut import LatencyTable, LutCostModel, NetworkOverhead, structure_key
 from hwmodel.lut.timing import Measurement
@@ -199,6 +200,13 @@ def test_a_search_refuses_to_price_with_another_models_lut(tmp_path: Path, tiny)
         bound_to(lut, tiny.table)
     refused(caught.value, "resnet20.json", "layers of tiny", "built for resnet20")
     assert bound_to(LutCostModel.open(write_lut(tmp_path / "tiny.json", tiny)), tiny.table).scale == 1.1
+
+
+def test_a_sparse_wrapper_does_not_hide_another_models_lut(tmp_path: Path, tiny) -> None:
+    path = other_models_lut(tmp_path / "resnet20.json", tiny)
+    with pytest.raises(HwModelError) as caught:
+        bound_to(create_cost_model(f"sparse:lut:{path}"), tiny.table)
+    refused(caught.value, "resnet20.json", "layers of tiny", "built for resnet20")
 
 
 # ------------------------------------------------------------------------------------------------ 3. counts

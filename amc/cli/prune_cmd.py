@@ -20,8 +20,7 @@ from amc.pruning import Strategy, StrategyMetadata, prune_network
 from amc.pruning.calibration import Batches
 from amc.pruning.selection import SELECTORS
 from amc.schedule import Schedule, load_schedule
-from amc.training.base_model import check_state_dict
-from amc.training.checkpoints import load_checkpoint
+from amc.training.checkpoints import check_state_dict, load_checkpoint
 from hwmodel.lut.backends import TorchBackend
 
 

@@ -54,7 +54,9 @@ def bound_to(cost_model: CostModel, table: LayerTable) -> CostModel:
     calibrated scale); `cost_model` itself is left as it was. A LUT file lacking layers of the network (a LUT of
     another model) is refused rather than filled in by the search."""
     from hwmodel.lut import LutCostModel
+    from hwmodel.sparse import SparseModel
 
-    if isinstance(cost_model, LutCostModel) and cost_model.path is not None:
-        cost_model.require_network(table.specs(), table.model_name, "a search pricing with it")
+    lut = cost_model.base if isinstance(cost_model, SparseModel) else cost_model
+    if isinstance(lut, LutCostModel) and lut.path is not None:
+        lut.require_network(table.specs(), table.model_name, "a search pricing with it")
     return cost_model.bind(table.specs())

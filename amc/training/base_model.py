@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -20,7 +19,7 @@ from amc.config import ExperimentConfig
 from amc.data import DataBundle, load_dataset
 from amc.errors import UserError
 from amc.models import create_model
-from amc.training.checkpoints import base_checkpoint_path, load_checkpoint, load_weights, save_checkpoint
+from amc.training.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
 from amc.training.loop import TrainResult, TrainSettings, accuracy_on, train
 from amc.training.shipped import shipped_for
 
@@ -102,7 +101,7 @@ def load_base_model(
     if path is None:
         log("model.checkpoint is none: using random weights (accuracies will be meaningless).")
     elif path.is_file():
-        load_base_weights(model, path)
+        load_weights(model, path)
     elif config.model.checkpoint == "auto" and (shipped := shipped_for(config)) is not None:
         load_weights(model, shipped.path)
         log(
@@ -120,31 +119,3 @@ def load_base_model(
             f"model.checkpoint {path} does not exist.", fix="train one with `amc train`, or set model.checkpoint: auto."
         )
     return model.eval()
-
-
-def check_state_dict(state: object, path: Path | str) -> None:
-    """A checkpoint's weights are a state dict (parameter name -> tensor); a bare tensor, a whole pickled model, a
-    training script's {'model': ..., 'optimizer': ...} or any other object is a UserError naming what it holds."""
-    expected = (
-        "expected a file written by `amc train` ({'version', 'state_dict', 'meta'}) or a plain state dict "
-        "(parameter name -> tensor, as `torch.save(model.state_dict(), path)` writes)"
-    )
-    fix = "pass a checkpoint of `amc train` (or model.checkpoint: auto), or save your model's state_dict() instead."
-    if not isinstance(state, Mapping):
-        raise UserError(f"checkpoint {path} holds a {type(state).__name__}, not weights: {expected}.", fix=fix)
-    if not state:
-        raise UserError(f"checkpoint {path} holds an empty dict: {expected}.", fix=fix)
-    bad = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
-    if bad:
-        shown = ", ".join(repr(key) for key in bad[:5]) + (", ..." if len(bad) > 5 else "")
-        raise UserError(
-            f"checkpoint {path} is a dict whose entries {shown} are not tensors: {expected}.",
-            fix=fix + " A training script's checkpoint keeps the weights under one of those keys: save that one.",
-        )
-
-
-def load_base_weights(model: nn.Module, path: Path) -> dict[str, Any]:
-    """load_weights, after checking the file holds weights at all (a clear error instead of a traceback)."""
-    state, _ = load_checkpoint(path)
-    check_state_dict(state, path)
-    return load_weights(model, path)

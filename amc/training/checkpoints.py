@@ -7,6 +7,7 @@ dataset and seed, so searches and the demo reuse them instead of training again.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
     """Load a checkpoint into `model` (in place); returns its metadata."""
     state, meta = load_checkpoint(path)
+    check_state_dict(state, path)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
@@ -68,3 +70,24 @@ def load_weights(model: nn.Module, path: Path) -> dict[str, Any]:
             fix="check model.name / data.dataset match the checkpoint's.",
         ) from None
     return meta
+
+
+def check_state_dict(state: object, path: Path | str) -> None:
+    """A checkpoint's weights are a state dict (parameter name -> tensor); a bare tensor, a whole pickled model, a
+    training script's {'model': ..., 'optimizer': ...} or any other object is a UserError naming what it holds."""
+    expected = (
+        "expected a file written by `amc train` ({'version', 'state_dict', 'meta'}) or a plain state dict "
+        "(parameter name -> tensor, as `torch.save(model.state_dict(), path)` writes)"
+    )
+    fix = "pass a checkpoint of `amc train` (or model.checkpoint: auto), or save your model's state_dict() instead."
+    if not isinstance(state, Mapping):
+        raise UserError(f"checkpoint {path} holds a {type(state).__name__}, not weights: {expected}.", fix=fix)
+    if not state:
+        raise UserError(f"checkpoint {path} holds an empty dict: {expected}.", fix=fix)
+    bad = [str(key) for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    if bad:
+        shown = ", ".join(repr(key) for key in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise UserError(
+            f"checkpoint {path} is a dict whose entries {shown} are not tensors: {expected}.",
+            fix=fix + " A training script's checkpoint keeps the weights under one of those keys: save that one.",
+        )
