@@ -39,7 +39,7 @@ SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2")
 """`search.selection`: the keys of amc.pruning.selection.SELECTORS."""
 ALGORITHMS = ("ddpg", "td3", "sac")
 """`agent.algorithm`: the keys of amc.agents.algorithms.ALGORITHMS."""
-LUT_BACKENDS = ("onnxruntime", "torch")
+LUT_BACKENDS = ("onnxruntime", "torch", "openvino")
 """`cost.lut_backend`: hwmodel.lut.BACKENDS."""
 OPTIMIZERS = ("sgd", "adamw")
 """`train.optimizer` and `finetune.optimizer`: what amc.training.loop.make_optimizer builds."""

@@ -5,6 +5,7 @@ A plain `pip install amc-toolkit` runs every command with its default settings. 
     bayes        optuna        search.method bayes
     ray          ray           search.executor ray
     tensorboard  tensorboard   TensorBoard curves of AMC's agent in <run>/tensorboard (skipped without it)
+    openvino     openvino      cost.lut_backend openvino (`amc lut build --backend openvino`)
 
 Imports nothing heavy: the CLI checks a config with `check_config` before it loads torch or the search code.
 """
@@ -18,7 +19,7 @@ from types import ModuleType
 from amc.config import ExperimentConfig
 from amc.errors import UserError
 
-EXTRAS = {"optuna": "bayes", "ray": "ray", "tensorboard": "tensorboard"}
+EXTRAS = {"optuna": "bayes", "ray": "ray", "tensorboard": "tensorboard", "openvino": "openvino"}
 """Optional package -> the extra of amc-toolkit that installs it."""
 
 
@@ -58,5 +59,7 @@ def check_config(config: ExperimentConfig) -> None:
     (the search would otherwise find out only after preparing its base model)."""
     if config.search.method == "bayes" and not installed("optuna"):
         raise missing("optuna", "search.method bayes")
+    if config.cost.lut_backend == "openvino" and not installed("openvino"):
+        raise missing("openvino", "cost.lut_backend openvino")
     if config.search.executor == "ray" and not installed("ray"):
         raise missing("ray", "search.executor ray")

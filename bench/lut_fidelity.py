@@ -1,4 +1,4 @@
-"""LUT fidelity on this machine: LUT sums vs end-to-end latency of random pruned variants, both backends.
+"""LUT fidelity on this machine: LUT sums vs end-to-end latency of random pruned variants, per backend.
 
 For each model and backend: a LUT (filled on demand by the same measurement routine `amc lut build` uses) with
 the per-network scale and offset `amc lut build` stores (5 whole-network runs), then `amc lut validate`'s

@@ -51,7 +51,7 @@ SEQUENCE = (
 
 
 def test_commands_run_without_the_extras(tmp_path: Path) -> None:
-    """--help, inspect, prune --keep and a smoke search, each with optuna, ray and tensorboard unimportable."""
+    """--help, inspect, prune --keep and a smoke search, each with every optional package unimportable."""
     run, pruned = tmp_path / "run", tmp_path / "pruned"
     commands = [
         ["--help"],
@@ -75,6 +75,7 @@ def test_commands_run_without_the_extras(tmp_path: Path) -> None:
     [
         ("optuna", ("--method", "bayes"), "amc-toolkit[bayes]"),
         ("ray", ("--executor", "ray"), "amc-toolkit[ray]"),
+        ("openvino", ("--set", "cost.lut_backend=openvino"), "amc-toolkit[openvino]"),
     ],
 )
 def test_asking_for_a_missing_extra_names_it(hidden: str, args: tuple[str, ...], extra: str, tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """Measuring latency on this machine: one layer as one unit (conv + what is fused after it), or a whole network.
 
-Two backends, each with a fixed thread count:
+Three backends, each with a fixed thread count:
 - torch: PyTorch eager on CPU, `inference_mode`, denormals flushed to zero, the unit an
   `nn.Sequential(conv, bn, act)` in eval mode, the same modules the network runs one after another;
 - onnxruntime: ONNX Runtime's CPU provider with all graph optimisations (it folds BN into the conv and fuses the
   activation, as it does for the exported network); the unit graph is written directly with `onnx.helper`
   (opset 17) because exporting every LUT entry through `torch.onnx.export` would take most of the build time;
-  a unit's blocked-layout border conversions, which a network pays only at its ends, are taken out (`nchwc`).
+  a unit's blocked-layout border conversions, which a network pays only at its ends, are taken out (`nchwc`);
+- openvino: OpenVINO's CPU plugin compiling the same ONNX units and exported networks, latency hint, one stream,
+  float32 inference precision.
 Only float32 layers are measured.
 """
 
@@ -29,7 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from hwmodel.errors import HwModelError
-from hwmodel.lut.fingerprint import BACKENDS, ORT_PROVIDER
+from hwmodel.lut.fingerprint import BACKENDS, OPENVINO_DEVICE, OPENVINO_PRECISION, ORT_PROVIDER, import_openvino
 from hwmodel.lut.nchwc import Shape, in_chain, reorder_shapes, round_trip_model
 from hwmodel.lut.timing import Measurement, interleaved, time_callable
 from hwmodel.spec import LayerSpec
@@ -318,19 +320,57 @@ class OrtBackend(_TimingBackend):
 
     def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer:
         """Export `model` (a copy, eval mode) with torch.onnx (TorchScript exporter); time the session."""
-        example = torch.randn(*input_shape)
-        buffer = io.BytesIO()
-        with torch_threads(self.threads):
-            torch.onnx.export(
-                copy.deepcopy(model).eval().cpu(),
-                (example,),
-                buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary stream
-                dynamo=False,
-                opset_version=ONNX_OPSET,
-                input_names=["input"],
-                output_names=["output"],
-            )
-        return self._timer(buffer.getvalue(), example.numpy())
+        return self._timer(*exported_network(model, input_shape, self.threads))
+
+
+def exported_network(model: nn.Module, input_shape: tuple[int, ...], threads: int) -> tuple[bytes, np.ndarray]:
+    """A copy of `model` in eval mode as ONNX bytes (TorchScript exporter), and a random input for it."""
+    example = torch.randn(*input_shape)
+    buffer = io.BytesIO()
+    with torch_threads(threads):
+        torch.onnx.export(
+            copy.deepcopy(model).eval().cpu(),
+            (example,),
+            buffer,  # type: ignore[arg-type]  # the TorchScript exporter writes to any binary stream
+            dynamo=False,
+            opset_version=ONNX_OPSET,
+            input_names=["input"],
+            output_names=["output"],
+        )
+    return buffer.getvalue(), example.numpy()
+
+
+class OpenVinoBackend(_TimingBackend):
+    """OpenVINO on this CPU: the ONNX units and networks compiled with a latency hint, one stream, float32."""
+
+    name = "openvino"
+
+    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30) -> None:
+        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+        self._core = import_openvino().Core()
+
+    def _timer(self, model_bytes: bytes, example: np.ndarray) -> Timer:
+        ov = import_openvino()
+        model = self._core.read_model(model=model_bytes, weights=ov.Tensor(np.empty(0, dtype=np.uint8)))
+        compiled = self._core.compile_model(
+            model,
+            OPENVINO_DEVICE,
+            {
+                "PERFORMANCE_HINT": "LATENCY",
+                "NUM_STREAMS": "1",
+                "INFERENCE_NUM_THREADS": str(self.threads),
+                "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION,
+            },
+        )
+        request = compiled.create_infer_request()
+        request.set_input_tensor(ov.Tensor(example))
+        return lambda repeats: time_callable(request.infer, self.warmup, repeats)
+
+    def layer_timer(self, spec: LayerSpec) -> Timer:
+        return self._timer(*onnx_unit(spec))
+
+    def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer:
+        return self._timer(*exported_network(model, input_shape, self.threads))
 
 
 def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int = 30) -> Backend:
@@ -341,5 +381,9 @@ def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int =
             f"bad measurement settings: threads={threads}, warmup={warmup}, repeats={repeats}.",
             fix="use threads >= 1, warmup >= 0, repeats >= 1 (30 or more for a real LUT).",
         )
-    backend_class = TorchBackend if name == "torch" else OrtBackend
-    return backend_class(threads, warmup, repeats)
+    classes: dict[str, Callable[[int, int, int], Backend]] = {
+        "torch": TorchBackend,
+        "onnxruntime": OrtBackend,
+        "openvino": OpenVinoBackend,
+    }
+    return classes[name](threads, warmup, repeats)

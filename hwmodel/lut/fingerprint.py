@@ -10,12 +10,14 @@ import os
 import platform
 import re
 from pathlib import Path
+from typing import Any
 
 from hwmodel.errors import HwModelError
 from hwmodel.lut.allocator import retain_freed_memory
 
-BACKENDS = ("torch", "onnxruntime")
-"""torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider."""
+BACKENDS = ("torch", "onnxruntime", "openvino")
+"""torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider; openvino: OpenVINO's CPU
+plugin (the `openvino` extra)."""
 
 TIMING_METHOD = "2"
 """How entries are timed, recorded in every LUT so that one timed another way is refused rather than mixed in.
@@ -24,6 +26,9 @@ ONNX Runtime units without their blocked-layout border conversions (hwmodel.lut.
 
 ORT_PROVIDER = "CPUExecutionProvider"
 ORT_OPTIMIZATION = "ORT_ENABLE_ALL"
+OPENVINO_DEVICE = "CPU"
+OPENVINO_PRECISION = "f32"
+"""OpenVINO may pick bf16 on CPUs that have it; LUTs time float32, so the hint is set and recorded."""
 
 
 def cpu_model() -> str:
@@ -66,6 +71,12 @@ def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
             "allocator": retain_freed_memory(),
             "denormals": "flush-to-zero",
         }
+    elif backend == "openvino":
+        fingerprint |= {
+            "openvino": import_openvino().__version__,
+            "provider": OPENVINO_DEVICE,
+            "precision": OPENVINO_PRECISION,
+        }
     else:
         import onnxruntime
 
@@ -75,6 +86,18 @@ def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
             "graph_optimization": ORT_OPTIMIZATION,
         }
     return fingerprint
+
+
+def import_openvino() -> Any:
+    """The `openvino` package, or a one-paragraph error naming the extra that installs it."""
+    try:
+        import openvino
+    except ImportError:
+        raise HwModelError(
+            "the openvino LUT backend needs OpenVINO, an optional dependency that is not installed.",
+            fix="pip install 'amc-toolkit[openvino]' (in a checkout: pip install -e '.[openvino]').",
+        ) from None
+    return openvino
 
 
 def fingerprint_mismatches(stored: dict[str, str], current: dict[str, str]) -> list[tuple[str, str, str]]:

@@ -103,7 +103,7 @@ def test_lookups_are_dict_hits(tmp_path):
     assert lut._shared.backend is None and lut.measured_on_demand == 0
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
 def test_missing_entries_are_measured_on_demand(tmp_path, backend):
     path = tmp_path / "lut.json"
     lut = LutCostModel(table_with({}, backend), path, repeats=3, warmup=1)
