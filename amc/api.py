@@ -23,6 +23,7 @@ from torch import nn
 from amc.config import load_config
 from amc.deliver.apply import ScheduleSource, apply, as_schedule
 from amc.deliver.export import ExportedModel, export, load_pruned
+from amc.device import check_compute, module_device, resolve_device, to_device
 from amc.problem import CallbackScorer, Task, problem_from_objects
 from amc.pruning.calibration import Batches, iter_images
 from hwmodel import CostModel
@@ -56,6 +57,7 @@ def prepare(
     model_name: str = "custom",
     dataset: str = "",
     settings: Mapping[str, Any] | None = None,
+    device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
 ) -> Task:
@@ -66,10 +68,14 @@ def prepare(
     `budget_value` an absolute cost in its unit instead. `calibration` (e.g. your training loader) gives the
     images for BatchNorm re-estimation before each score and for least-squares channel selection; without it,
     candidates are scored as they are and channels ranked by L1 norm. `settings` sets any other config key by its
-    dotted name, e.g. {"search.episodes": 100, "agent.warmup_episodes": 25}.
+    dotted name, e.g. {"search.episodes": 100, "agent.warmup_episodes": 25}. `device` ("cpu", "cuda", "cuda:N",
+    "auto"; default: where `model` is) is where candidates are pruned, re-estimated and handed to `score`: the
+    model copy and the calibration images move there once, so `score` must bring its own images to the model's
+    device; `settings={"experiment.amp": True}` adds bfloat16 autocast to the BN and training steps amc runs.
     """
     batches = [images for images in iter_images(calibration, calibration_images)] if calibration is not None else []
     overrides: dict[str, Any] = {
+        "experiment.device": str(module_device(model)),
         "model.name": model_name,
         "model.checkpoint": "none",
         "search.method": method,
@@ -79,13 +85,17 @@ def prepare(
         "budget.value": budget_value,
         "cost.model": cost_model if isinstance(cost_model, str) else cost_model.name,
         **(settings or {}),
+        **({"experiment.device": device} if device is not None else {}),
     }
     config = load_config(None, overrides, check_cost_model=isinstance(cost_model, str))  # an object is checked by use
-    scorer = CallbackScorer(score, batches, config.search.adaptive_bn)
+    config = check_compute(config)
+    where = resolve_device(config.experiment.device)
+    scorer = CallbackScorer(score, [images.to(where) for images in batches], config.search.adaptive_bn)
     given = None if isinstance(cost_model, str) else cost_model
     problem = problem_from_objects(
         config, copy.deepcopy(model), input_size, scorer, given, dataset, progress=progress, log=log
     )
+    to_device(problem.model, where, config.experiment.channels_last)
     return Task(config, problem)
 
 

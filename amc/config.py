@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -39,10 +40,16 @@ SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2")
 """`search.selection`: the keys of amc.pruning.selection.SELECTORS."""
 ALGORITHMS = ("ddpg", "td3", "sac")
 """`agent.algorithm`: the keys of amc.agents.algorithms.ALGORITHMS."""
-LUT_BACKENDS = ("onnxruntime", "torch", "openvino")
+LUT_BACKENDS = ("onnxruntime", "torch", "openvino", "torch-cuda")
 """`cost.lut_backend`: hwmodel.lut.BACKENDS."""
 OPTIMIZERS = ("sgd", "adamw")
 """`train.optimizer` and `finetune.optimizer`: what amc.training.loop.make_optimizer builds."""
+DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:[0-9]+)?")
+"""`experiment.device`: what amc.device.resolve_device accepts (whether the GPU exists is checked there)."""
+AUTO_ROUND_TO = "auto"
+"""`search.round_to` that follows the device: see `resolve_round_to`."""
+DEFAULT_ROUND_TO = 8
+"""The grid of `search.round_to: auto` when the cost model names no device with a channel alignment."""
 AUTO_LUT = "lut:auto"
 """`cost.model` for this machine's measured LUT, built on demand (amc.costs.registry); any other name is hwmodel's."""
 
@@ -80,6 +87,14 @@ class ExperimentSection:
     """Seed of everything stochastic in the run (agent, exploration, sampling)."""
     threads: int = 2
     """torch CPU threads."""
+    device: str = "cpu"
+    """Where networks run (training, BN re-estimation, refits, scoring, fine-tuning): cpu, cuda, cuda:N, or auto
+    (the first GPU when torch sees one, else cpu). Cost models still price the target device, not this one."""
+    amp: bool = False
+    """bfloat16 autocast on CUDA for training, fine-tuning and scoring (faster on tensor-core GPUs, results not
+    bit-identical to float32); refused on the CPU."""
+    channels_last: bool = False
+    """Channels-last weights on a GPU (often faster with amp); CPU models are always channels-last (oneDNN)."""
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,8 @@ class CostSection:
     roofline:<device>, systolic:<preset>, sparse:<base> or energy:<preset>; `amc list devices`."""
     lut_backend: str = "onnxruntime"
     """Backend of the LUT that lut:auto measures: onnxruntime (how CPU deployments run; PyTorch eager's fixed
-    per-op dispatch cost hides most of what pruning saves at batch 1) or torch."""
+    per-op dispatch cost hides most of what pruning saves at batch 1), torch, openvino, or torch-cuda (this
+    machine's CUDA GPU; refused up front where torch sees none)."""
     allow_foreign_lut: bool = False
     """Accept a LUT measured on another device (with a warning) instead of refusing it."""
 
@@ -187,8 +203,10 @@ class SearchSection:
     """Smallest keep ratio of any layer."""
     rbound: float = 1.0
     """Largest keep ratio of any layer."""
-    round_to: int = 8
-    """Kept channel counts are multiples of this."""
+    round_to: int | str = 8
+    """Kept channel counts are multiples of this; `auto`: the channel alignment of the device the cost model
+    names (`channel_alignment` of a roofline:/systolic: profile, e.g. 8 for fp16 tensor cores), else 8. load_config
+    writes the resolved number back, so a run's config.yaml records the grid it searched."""
     granularity: str = "channel"
     """channel (filters removed, a thinner network) or element (AMC's fine-grained mode: per-layer weight density,
     magnitude masks; pair it with a zero-skipping `sparse:<base>` cost model)."""
@@ -204,6 +222,10 @@ class SearchSection:
     """Re-estimate BatchNorm statistics before scoring a candidate (EagleEye)."""
     bn_images: int = 512
     """Training images used to re-estimate BatchNorm statistics."""
+    verify_top: int = 5
+    """When the budget is a latency measured by a LUT on this machine: the best this many candidates within the
+    budget are timed end to end after the search, and the best that meets the budget when measured is returned
+    (0: no check)."""
     workers: int = 1
     """Processes (or Ray tasks) scoring independent candidates at once."""
     executor: str = "local"
@@ -402,7 +424,10 @@ RANGES: dict[str, _Range] = {
     "search.episodes": _at_least(1),
     "search.lbound": _SHARE,
     "search.rbound": _SHARE,
-    "search.round_to": _at_least(1),
+    "search.round_to": _Range(
+        lambda value: value == AUTO_ROUND_TO or (isinstance(value, int) and value >= 1), "a whole number >= 1 or auto"
+    ),
+    "search.verify_top": _at_least(0),
     "search.eval_images": _at_least(1),
     "search.bn_images": _at_least(0),
     "search.workers": _at_least(1),
@@ -466,6 +491,13 @@ def validate_config(
             raise fail(
                 key, f"{key} is {value!r}; it must be {bound.text}.", f"change {key} so that it is {bound.text}."
             )
+    device = config.experiment.device
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise fail(
+            "experiment.device",
+            f"experiment.device is {device!r}, which is not cpu, cuda, cuda:N (N = 0, 1, ...) or auto.",
+            "set experiment.device (--device) to cpu, cuda, cuda:0 or auto.",
+        )
     search = config.search
     if search.lbound > search.rbound:
         raise fail(
@@ -541,7 +573,21 @@ def load_config(
         return f"{source}, override {by[0]}" if by else source
 
     validate_config(config, where, cost_model=check_cost_model)
+    if config.search.round_to == AUTO_ROUND_TO:
+        search = dataclasses.replace(config.search, round_to=resolve_round_to(config))
+        config = dataclasses.replace(config, search=search)
     return config
+
+
+def resolve_round_to(config: ExperimentConfig) -> int:
+    """`search.round_to` as a number: itself, or for `auto` the channel alignment of the device the cost model
+    names (through sparse: wrappers), else DEFAULT_ROUND_TO; a LUT or a count model names no device profile."""
+    value = config.search.round_to
+    if value != AUTO_ROUND_TO:
+        return int(value)
+    from hwmodel.profiles import device_alignment
+
+    return device_alignment(config.cost.model) or DEFAULT_ROUND_TO
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:

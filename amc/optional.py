@@ -7,6 +7,9 @@ A plain `pip install amc-toolkit` runs every command with its default settings. 
     tensorboard  tensorboard   TensorBoard curves of AMC's agent in <run>/tensorboard (skipped without it)
     openvino     openvino      cost.lut_backend openvino (`amc lut build --backend openvino`)
 
+cost.lut_backend torch-cuda needs no extra but a CUDA build of torch that sees a GPU; `check_config` refuses it
+up front where there is none.
+
 Imports nothing heavy: the CLI checks a config with `check_config` before it loads torch or the search code.
 """
 
@@ -63,3 +66,16 @@ def check_config(config: ExperimentConfig) -> None:
         raise missing("openvino", "cost.lut_backend openvino")
     if config.search.executor == "ray" and not installed("ray"):
         raise missing("ray", "search.executor ray")
+    if config.cost.lut_backend == "torch-cuda":
+        check_cuda("cost.lut_backend torch-cuda")
+
+
+def check_cuda(needed_for: str) -> None:
+    """A UserError, before any long work, unless torch sees a CUDA GPU (torch is imported only here)."""
+    from hwmodel.errors import HwModelError
+    from hwmodel.lut.fingerprint import require_cuda
+
+    try:
+        require_cuda()
+    except HwModelError as error:
+        raise UserError(f"{needed_for}: {error.problem}", fix=error.fix) from None

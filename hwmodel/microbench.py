@@ -75,6 +75,16 @@ def roofline_profile(calibration: CpuCalibration) -> dict[str, object]:
             "source": f"measured: median eager call of a 1x1 conv on a 1x1x1 input (dispatch only), {where}",
             "derived": False,
         },
+        "runtime": {
+            "value": "torch",
+            "source": "The micro-benchmarks of `amc lut calibrate-roofline` run PyTorch eager on this CPU.",
+            "derived": False,
+        },
+        "precision": {
+            "value": "fp32",
+            "source": "The micro-benchmarks time float32 (torch.mm and a float32 copy).",
+            "derived": False,
+        },
     }
 
 

@@ -152,7 +152,10 @@ def list_cost_models() -> list[tuple[str, str]]:
     rows = [
         ("macs", "dense multiply-accumulates of the conv/linear layers (device-free)"),
         ("params", "parameters of the conv/linear layers (device-free)"),
-        ("lut:<file>", "latency measured on this machine: a LUT from `amc lut build` (torch or onnxruntime)"),
+        (
+            "lut:<file>",
+            "latency measured on this machine: a LUT from `amc lut build` (torch, onnxruntime, openvino, torch-cuda)",
+        ),
     ]
     profiles = list_profiles()
     rows += [(f"roofline:{p.name}", p.description) for p in profiles if p.kind == "roofline"]

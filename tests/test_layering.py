@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("hwmodel",),
-    ("amc.config", "amc.errors", "amc.io", "amc.locks", "amc.optional", "amc.resume"),
+    ("amc.config", "amc.device", "amc.errors", "amc.io", "amc.locks", "amc.optional", "amc.resume"),
     ("amc.data", "amc.models", "amc.graph"),
     ("amc.pruning", "amc.schedule", "amc.report"),
     ("amc.training", "amc.costs"),

@@ -20,6 +20,18 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="experiment seed (experiment.seed)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (experiment.threads)")
     parser.add_argument(
+        "--device",
+        help="where networks train and are scored (experiment.device): cpu (default), cuda, cuda:N, or auto "
+        "(a GPU if torch sees one, else cpu); cost models still price the target device",
+    )
+    parser.add_argument(
+        "--amp",
+        action="store_true",
+        default=None,
+        help="bfloat16 mixed precision on CUDA (experiment.amp); faster on tensor-core GPUs, not bit-identical to "
+        "float32; refused on the CPU",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -37,6 +49,8 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
         "model.checkpoint": args.checkpoint,
         "experiment.seed": args.seed,
         "experiment.threads": args.threads,
+        "experiment.device": args.device,
+        "experiment.amp": args.amp,
         **(extra or {}),
     }
     for text in args.set:
@@ -45,7 +59,16 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     require_text_file(args.config, "config", "pass an experiment YAML such as configs/smoke.yaml to --config.")
     config = load_config(args.config, overrides)
     check_names(config)
+    check_device(config)
     return config
+
+
+def check_device(config: ExperimentConfig) -> None:
+    """A GPU the config asks for exists (and --amp has one), before data loads; torch loads only to look."""
+    if config.experiment.device != "cpu" or config.experiment.amp:
+        from amc.device import check_compute
+
+        check_compute(config)
 
 
 def check_names(config: ExperimentConfig) -> None:

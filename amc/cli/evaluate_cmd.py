@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from amc.cli.common import add_config_arguments, check_checkpoint, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
-from amc.deliver.sources import LatencySettings, schedule_source
+from amc.deliver.sources import BUDGET_TOLERANCE, LatencySettings, schedule_source
+
+BUDGET_MISSED = 3
+"""Exit status of `amc evaluate --require-budget` when the deployed network misses the budget."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -19,8 +23,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "training), fine-tune it (finetune: section; SGD or AdamW, cosine schedule; checkpointed every epoch, "
             "running the same command again resumes), then report test top-1/top-5, MACs, params, cost by the cost "
             "model (energy where it prices it) and measured latency, dense beside pruned, in PyTorch and ONNX "
-            "Runtime at batch 1 and a throughput batch. Writes OUT/model.pt (+ architecture.json), model.onnx, "
-            "schedule.json, schedule.yaml (Distiller), evaluation.json and evaluation.md."
+            "Runtime (and OpenVINO where installed) at batch 1 and a throughput batch. Writes OUT/model.pt "
+            "(+ architecture.json), model.onnx, "
+            "schedule.json, schedule.yaml (Distiller), evaluation.json and evaluation.md. When the run's cost model "
+            "is a measured LUT, the exported model.onnx (the thinned module for a PyTorch LUT) is also timed on "
+            "the LUT's runtime, threads and batch, beside the LUT's prediction, and one line says whether it "
+            "meets the search's latency budget."
+        ),
+        epilog=(
+            f"exit status: 0 done; 2 a user error; {BUDGET_MISSED} with --require-budget when the deployed network "
+            "misses the budget (everything is written first: evaluation.json records the check, evaluation.md its "
+            "line); 130 interrupted (run again to resume)."
         ),
     )
     parser.add_argument("source", type=Path, help="a run folder of `amc search`, or a strategy / schedule file")
@@ -32,10 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--latency-threads", type=int, default=LatencySettings.threads,
                         help=f"threads for the latency measurements (default {LatencySettings.threads})")  # fmt: skip
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
+    parser.add_argument("--require-budget", action="store_true",
+                        help=f"exit with status {BUDGET_MISSED} when the deployed network misses the search's "
+                        "budget: its measured latency by more than --budget-tolerance (a LUT budget), or its cost "
+                        "by the cost model (any other budget); a CI gate")  # fmt: skip
+    parser.add_argument("--budget-tolerance", type=float, default=100 * BUDGET_TOLERANCE, metavar="PCT",
+                        help="per cent over the budget a measured latency may be and still meet it "
+                        f"(default {100 * BUDGET_TOLERANCE:g})")  # fmt: skip
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    latency = LatencySettings(args.latency_threads, args.throughput_batch, tolerance=args.budget_tolerance / 100)
     run_dir, schedule_file = schedule_source(args.source)
     if args.config is None and run_dir is not None:
         args.config = str(run_dir / "config.yaml")
@@ -47,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from amc.problem import build_task
 
     task = build_task(config, progress=not args.no_progress)
-    latency = LatencySettings(args.latency_threads, args.throughput_batch)
-    evaluate_schedule(task, schedule_file, out, finetune_settings(task), latency, onnx=not args.no_onnx,
-                      progress=not args.no_progress)  # fmt: skip
+    evaluation = evaluate_schedule(task, schedule_file, out, finetune_settings(task), latency,
+                                   onnx=not args.no_onnx, progress=not args.no_progress)  # fmt: skip
     print(f"evaluation folder: {out}")
+    check = evaluation.budget_check
+    if args.require_budget and check is not None and not check.meets:
+        print(f"amc: --require-budget: {check.line()}", file=sys.stderr)
+        return BUDGET_MISSED
     return 0

@@ -6,6 +6,7 @@ import argparse
 
 from amc.data import list_datasets
 from amc.models import list_models
+from hwmodel.profiles import list_profiles
 from hwmodel.registry import list_cost_models
 
 
@@ -28,8 +29,30 @@ def _datasets() -> list[tuple[str, str]]:
 
 
 def _devices() -> list[tuple[str, str]]:
-    """Cost models and the devices/presets they can name (configs/devices/*.yaml, energy tables)."""
-    return list_cost_models()
+    """Cost models and the devices/presets they can name (configs/devices/*.yaml, energy tables), a device profile
+    with how it is deployed (kind, runtime, precision, batch, channel alignment) before its description."""
+    profiles = {f"{profile.kind}:{profile.name}": profile for profile in list_profiles()}
+    columns: dict[str, tuple[str, ...]] = {}
+    for name, profile in profiles.items():
+        found = profile.deployment()
+        alignment = str(found.alignment) if found.alignment else "-"
+        columns[name] = (
+            profile.kind,
+            found.runtime.value,
+            found.precision.value,
+            str(int(found.batch.value)),
+            alignment,
+        )
+    header = ("kind", "runtime", "precision", "batch", "align")
+    widths = [max(len(row[i]) for row in [header, *columns.values()]) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...], description: str) -> str:
+        return "  ".join(f"{cell:<{width}}" for cell, width in zip(cells, widths)) + "  " + description
+
+    blank = ("-",) * len(header)
+    rows = [("name", line(header, "description"))]
+    rows += [(name, line(columns.get(name, blank), description)) for name, description in list_cost_models()]
+    return rows
 
 
 def _methods() -> list[tuple[str, str]]:

@@ -12,16 +12,19 @@ from torch import nn
 from amc.cli.args import input_size, positive_int
 from amc.cli.common import check_output_path, require_text_file
 from amc.config import DataSection
+from amc.deliver.deployed import time_pair
 from amc.deliver.export import export
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
+from amc.optional import installed, missing
 from amc.pruning import Strategy, StrategyMetadata, prune_network
 from amc.pruning.calibration import Batches
 from amc.pruning.selection import SELECTORS
 from amc.schedule import Schedule, load_schedule
 from amc.training.checkpoints import check_state_dict, load_checkpoint
 from hwmodel.lut.backends import TorchBackend
+from hwmodel.lut.fingerprint import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "layout amc evaluate and amc.export write: DIR/model.pt, DIR/architecture.json (reload with "
             "amc.pruning.load_thinned, or amc.load_pruned on the base model), DIR/schedule.json, DIR/schedule.yaml "
             "(Distiller) and DIR/model.onnx (checked against ONNX Runtime), and prints MACs, params and batch-1 "
-            "CPU latency before and after."
+            "CPU latency before and after, in PyTorch and on --latency-backend (the written model.onnx itself for "
+            "ONNX Runtime and OpenVINO)."
         ),
     )
     parser.add_argument("model", help="model name (resnet20, torchvision:resnet50, ...); see `amc list models`")
@@ -70,12 +74,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--num-classes", type=positive_int, help="classifier outputs (default: the checkpoint's)")
     parser.add_argument("--threads", type=positive_int, default=1, help="torch CPU threads for latency (default 1)")
     parser.add_argument("--repeats", type=positive_int, default=30, help="timed forward passes per latency figure")
+    parser.add_argument(
+        "--latency-backend",
+        default="onnxruntime",
+        choices=BACKENDS,
+        help="runtime of the second latency row, as a LUT names it (default onnxruntime; openvino needs its extra)",
+    )
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX export")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     check_output_path(args.out)
+    if args.latency_backend == "openvino" and not installed("openvino"):
+        raise missing("openvino", "--latency-backend openvino")
     require_text_file(args.strategy, "strategy", "pass a strategy JSON, an amc schedule JSON or a Distiller YAML.")
     torch.set_num_threads(args.threads)
     model, size, meta = _load_model(args)
@@ -112,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     print("wrote " + ", ".join(str(path) for path in written if path is not None))
     if files.onnx is not None:
         print(f"wrote {files.onnx} (ONNX checker ok; ONNX Runtime vs PyTorch max |diff| {files.onnx_max_abs_diff:.1e})")
-    print(_comparison(model, thinned, table, size, args.repeats))
+    print(_comparison(model, thinned, table, size, args.repeats, args.latency_backend, files.onnx))
     return 0
 
 
@@ -166,21 +178,34 @@ def _calibration_source(args: argparse.Namespace) -> Callable[[], Batches] | Non
 
 
 def _comparison(
-    model: nn.Module, thinned: nn.Module, table: LayerTable, size: tuple[int, int, int], repeats: int
+    model: nn.Module,
+    thinned: nn.Module,
+    table: LayerTable,
+    size: tuple[int, int, int],
+    repeats: int,
+    runtime: str = "torch",
+    onnx_file: Path | None = None,
 ) -> str:
+    """MACs, params and batch-1 latency before and after: in PyTorch, and on `runtime` when it is another one (the
+    ONNX file written, for a runtime that reads ONNX), each pair timed interleaved."""
     after = build_layer_table(thinned, size, table.model_name)
-    backend = TorchBackend(torch.get_num_threads(), warmup=5, repeats=repeats)
+    threads = torch.get_num_threads()
+    backend = TorchBackend(threads, warmup=5, repeats=repeats)
     before_ms, after_ms = (m.median_ms for m in backend.measure_networks([model, thinned], (1, *size)))
     rows = [
         ("MACs", f"{table.total_macs:,}", f"{after.total_macs:,}", table.total_macs / after.total_macs),
         ("params", f"{table.total_params:,}", f"{after.total_params:,}", table.total_params / after.total_params),
         (
-            f"latency ms (batch 1, {torch.get_num_threads()} thr)",
+            f"latency ms (torch, batch 1, {threads} thr)",
             f"{before_ms:.2f}",
             f"{after_ms:.2f}",
             before_ms / after_ms,
         ),
     ]
-    lines = [f"{'':34} {'before':>16} {'after':>16} {'ratio':>7}"]
-    lines += [f"{name:34} {b:>16} {a:>16} {r:>6.2f}x" for name, b, a, r in rows]
+    if runtime != "torch":
+        before, after_runtime, _ = time_pair(runtime, threads, model, thinned, (1, *size), onnx_file, 5, repeats)
+        label = f"latency ms ({runtime}, batch 1, {threads} thr)"
+        rows.append((label, f"{before:.2f}", f"{after_runtime:.2f}", before / after_runtime))
+    lines = [f"{'':42} {'before':>16} {'after':>16} {'ratio':>7}"]
+    lines += [f"{name:42} {b:>16} {a:>16} {r:>6.2f}x" for name, b, a, r in rows]
     return "\n".join(lines)

@@ -34,6 +34,7 @@ from hwmodel.lut import (
     mape,
     structure_key,
 )
+from hwmodel.lut.fingerprint import CUDA_BACKEND
 from hwmodel.spec import LayerSpec
 
 Kept = dict[int, int]
@@ -41,12 +42,14 @@ Kept = dict[int, int]
 
 @dataclass(frozen=True)
 class Network:
-    """A model to price and measure: its name, the (unpruned) module, its layer table, one input's C,H,W."""
+    """A model to price and measure: its name, the (unpruned) module, its layer table, one input's C,H,W, and the
+    batch its layer specs and whole-network runs are measured at (the table must be built at that batch)."""
 
     name: str
     model: nn.Module
     table: LayerTable
     input_size: tuple[int, int, int]
+    batch: int = 1
 
 
 @dataclass(frozen=True)
@@ -85,8 +88,9 @@ def load_network(
     num_classes: int | None = None,
     dataset: str | None = None,
     data_root: str | None = None,
+    batch: int = 1,
 ) -> Network:
-    """Build `model` for an input of C,H,W: given, or the dataset's, or the model's own."""
+    """Build `model` for `batch` inputs of C,H,W: given, or the dataset's, or the model's own."""
     if dataset and not size:
         from amc.data import load_dataset
 
@@ -94,7 +98,7 @@ def load_network(
         size, num_classes = bundle.input_size, num_classes or bundle.num_classes
     size = size or model_info(model).input_size
     module = create_model(model, in_channels=size[0], num_classes=num_classes)
-    return Network(model, module, build_layer_table(module, size, model), size)
+    return Network(model, module, build_layer_table(module, size, model, batch), size, batch)
 
 
 PRODUCT_LIMIT = 4096
@@ -154,6 +158,57 @@ def random_kept(table: LayerTable, grid: Grid, rng: np.random.Generator) -> Kept
     }
 
 
+BUDGET_BANDS: tuple[tuple[float, float], ...] = ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6))
+"""Shares of the dense latency that users' budgets ask for: where searches land, so where a LUT must be right."""
+
+
+def band_label(band: tuple[float, float]) -> str:
+    return f"{100 * band[0]:.0f}-{100 * band[1]:.0f}%"
+
+
+BAND_ATTEMPTS = 20
+"""Random draws tried per band variant: on a coarse channel grid one draw's scaled shapes may step over the band."""
+
+
+def band_kept(
+    table: LayerTable,
+    grid: Grid,
+    share_of: Callable[[Kept], float],
+    band: tuple[float, float],
+    rng: np.random.Generator,
+) -> Kept | None:
+    """A variant whose predicted latency is a random share of dense inside `band`, or None if none is reachable.
+
+    Each group draws a random keep ratio in [lbound, 1]; all are scaled by one factor, found by bisection, so the
+    variant's predicted share (`share_of`, e.g. the LUT's layer sum over the dense one) hits a uniform target in
+    the band: the random shapes of thin networks a search at that budget returns, not thin and uniform only.
+    """
+    choices = {index: options for index, options in grid.choices(table).items() if len(options) > 1}
+    for _ in range(BAND_ATTEMPTS):
+        draws = {index: rng.uniform(grid.lbound, 1.0) for index in choices}
+        target = rng.uniform(*band)
+
+        def kept(factor: float, draws: dict[int, float] = draws) -> Kept:
+            return {
+                index: nearest_choice(
+                    options, min(max(factor * draws[index], grid.lbound), 1.0) * table.groups[index].channels
+                )
+                for index, options in choices.items()
+            }
+
+        low, high = 0.0, 1.0 / min(draws.values(), default=1.0)
+        for _ in range(30):
+            middle = (low + high) / 2
+            if share_of(kept(middle)) > target:
+                high = middle
+            else:
+                low = middle
+        for found in (kept(low), kept(high)):
+            if band[0] <= share_of(found) <= band[1]:
+                return found
+    return None
+
+
 POOL_BYTES = 1 << 30
 """Whole networks are timed together (one interleaved pool) up to this many bytes of weights at a time."""
 
@@ -185,7 +240,7 @@ def measure_variants(
     interleaved in `rounds` passes (see `hwmodel.lut.timing.interleaved`), as many at once as `network_pools`
     allows; `done(n)` after each pool."""
     latencies: list[float] = []
-    shape = (1, *network.input_size)
+    shape = (network.batch, *network.input_size)
 
     def weight_bytes(kept: Kept) -> int:
         return 4 * sum(spec.params for spec in network.table.specs(kept))
@@ -273,6 +328,14 @@ def calibrate_overhead(
 
 
 @dataclass(frozen=True)
+class BandFidelity:
+    """The fidelity on variants whose predicted latency is `label` of the dense network's (a budget band)."""
+
+    label: str
+    report: FidelityReport
+
+
+@dataclass(frozen=True)
 class Validation:
     """What `amc lut validate` found: the LUT's fidelity with the fit it was judged with, and that fit.
 
@@ -285,10 +348,13 @@ class Validation:
     fit: NetworkOverhead | None
     fitted_alongside: bool
     stored: FidelityReport | None
+    bands: tuple[BandFidelity, ...] = ()
+    """The same figures per budget band (variants drawn at 30-60% of dense), judged with the same fit."""
 
     def to_dict(self) -> dict[str, object]:
-        """The `--json` object: the report's keys, then the fit's and the stored fit's figures."""
+        """The `--json` object: the report's keys, then the fit's and the stored fit's figures, then the bands."""
         found: dict[str, object] = dict(self.report.to_dict())
+        found["bands"] = {band.label: band.report.to_dict() for band in self.bands}
         found["fit"] = "alongside" if self.fitted_alongside else ("stored" if self.fit else "none")
         found["scale"] = self.fit.scale if self.fit else 1.0
         found["offset_ms"] = self.fit.offset_ms if self.fit else 0.0
@@ -307,8 +373,10 @@ def validate_lut(
     progress: bool = True,
     rounds: int = 3,
     calibrate: int = 5,
+    band_samples: int = 0,
 ) -> Validation:
-    """LUT prediction vs end-to-end measurement of `samples` random pruned variants.
+    """LUT prediction vs end-to-end measurement of `samples` random pruned variants, and of `band_samples`
+    variants in each budget band (`BUDGET_BANDS`, reported per band: searches land there, at the thin end).
 
     With `calibrate` > 0 the scale and offset are fitted on that many `calibration_variants` timed in the same
     interleaved pool as the validated ones (which are not among them), so a drift of the machine's speed
@@ -322,20 +390,54 @@ def validate_lut(
             f"--calibrate {calibrate} cannot fit a scale and an offset.",
             fix="use --calibrate 2 or more (5 by default), or 0 for the LUT's stored fit.",
         )
+    if band_samples == 1 or band_samples < 0:
+        raise UserError(
+            f"--band-samples {band_samples} cannot rank the variants of a budget band.",
+            fix="use --band-samples 2 or more (10 by default), or 0 for random variants only.",
+        )
     lut.require_network(network.table.specs(), network.name, "`amc lut validate`")
     rng = np.random.default_rng([seed, 1])
     variants = [random_kept(network.table, grid, rng) for _ in range(samples)]
+    labels = ["random"] * samples
+    if band_samples:
+        _measure_entries(lut, search_grid(network.table, grid), rounds, progress)
+        dense_sum = lut_sum(lut, network.table.specs())
+
+        def share_of(kept: Kept) -> float:
+            return lut_sum(lut, network.table.specs(kept)) / dense_sum
+
+        band_rng = np.random.default_rng([seed, 2])
+        for band in BUDGET_BANDS:
+            drawn = [band_kept(network.table, grid, share_of, band, band_rng) for _ in range(band_samples)]
+            reachable = [kept for kept in drawn if kept is not None]
+            variants += reachable
+            labels += [band_label(band)] * len(reachable)
     calibration = calibration_variants(network.table, grid, calibrate, seed)
     specs, sums_ms, measured = _measure_all(lut, network, calibration + variants, rounds, progress, "validating")
     lut.flush()
     totals, truth = sums_ms[calibrate:], measured[calibrate:]
     macs = [sum(spec.macs for spec in variant) for variant in specs[calibrate:]]
     stored = lut.table.overheads.get(structure_key(network.table.specs()))
-    stored_report = fidelity_report(_predict(stored, totals), truth, macs) if stored else None
+    fit = fit_overhead(network, sums_ms[:calibrate], measured[:calibrate]) if calibrate else stored
+    predicted = _predict(fit, totals) if fit else totals
+
+    def report(label: str | None) -> FidelityReport:
+        chosen = [i for i, name in enumerate(labels) if label is None or name == label]
+        return fidelity_report([predicted[i] for i in chosen], [truth[i] for i in chosen], [macs[i] for i in chosen])
+
+    bands = tuple(
+        BandFidelity(band_label(band), report(band_label(band)))
+        for band in BUDGET_BANDS
+        if labels.count(band_label(band)) >= 2
+    )
+    random_report = report("random")
     if not calibrate:
-        return Validation(stored_report or fidelity_report(totals, truth, macs), stored, False, None)
-    fit = fit_overhead(network, sums_ms[:calibrate], measured[:calibrate])
-    return Validation(fidelity_report(_predict(fit, totals), truth, macs), fit, True, stored_report)
+        return Validation(random_report, stored, False, None, bands)
+    random_truth = [truth[i] for i, name in enumerate(labels) if name == "random"]
+    random_macs = [macs[i] for i, name in enumerate(labels) if name == "random"]
+    stored_totals = [totals[i] for i, name in enumerate(labels) if name == "random"]
+    stored_report = fidelity_report(_predict(stored, stored_totals), random_truth, random_macs) if stored else None
+    return Validation(random_report, fit, True, stored_report, bands)
 
 
 def _missing(lut: LutCostModel, network: Network, specs: list[LayerSpec], calibrate: int) -> bool:
@@ -374,13 +476,17 @@ def _predict(fit: NetworkOverhead, sums_ms: list[float]) -> list[float]:
 
 
 def open_for_build(
-    path: Path, backend: str, threads: int, warmup: int, repeats: int, save_every_s: float
-) -> LutCostModel:
+    path: Path, backend: str, threads: int, warmup: int, repeats: int, save_every_s: float, batch: int = 1,
+    cudnn_benchmark: bool = True,
+) -> LutCostModel:  # fmt: skip
     """Resume the LUT at `path` if it exists (same device and settings), else start an empty one."""
     if not path.exists():
-        return LutCostModel(LatencyTable.create(backend, threads, warmup, repeats), path, save_every_s=save_every_s)
+        table = LatencyTable.create(backend, threads, warmup, repeats, batch, cudnn_benchmark=cudnn_benchmark)
+        return LutCostModel(table, path, save_every_s=save_every_s)
     lut = LutCostModel.open(path, save_every_s=save_every_s)
-    wanted = {"backend": backend, "threads": threads, "warmup": warmup, "repeats": repeats}
+    wanted = {"backend": backend, "threads": threads, "warmup": warmup, "repeats": repeats, "batch": batch}
+    if backend == CUDA_BACKEND:
+        wanted["cudnn_benchmark"] = int(cudnn_benchmark)
     found = {"backend": lut.table.backend, **lut.table.settings}
     differing = [f"{key} {found[key]!r} (asked {value!r})" for key, value in wanted.items() if found[key] != value]
     if differing:
@@ -404,16 +510,19 @@ def build_lut(
     log: Callable[[str], None] = print,
     save_every_s: float = 30.0,
     rounds: int = 3,
+    cudnn_benchmark: bool = True,
 ) -> LutCostModel:
     """Open the LUT at `path` (resuming it), measure every variant missing for `grid` (interleaved in `rounds`
-    passes), fit the overhead once; the LUT comes back bound to the network."""
+    passes) at the network's batch, fit the overhead once; the LUT comes back bound to the network.
+    `cudnn_benchmark`: cuDNN's benchmark mode, for the torch-cuda backend only."""
     grid = grid or Grid()
     specs = search_grid(network.table, grid)
-    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
+    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s, network.batch, cudnn_benchmark)
     if _missing(lut, network, specs, calibrate):
         # One builder at a time (`<lut>.lock`); reopened under the lock, as another may have finished it meanwhile.
         with lock_file(path, "latency table (LUT)"):
-            lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s)
+            lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s, network.batch,
+                                 cudnn_benchmark)  # fmt: skip
             _build_missing(lut, network, path, specs, grid, backend, threads, repeats, calibrate, progress, log,
                            rounds)  # fmt: skip
     else:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from torch import nn
 
-from amc.config import AUTO_LUT, ExperimentConfig
+from amc.config import AUTO_LUT, ExperimentConfig, resolve_round_to
 from amc.graph import LayerTable
 from amc.training.checkpoints import cache_dir
 from hwmodel import CostModel, create_cost_model
@@ -42,7 +42,7 @@ def make_cost_model(
         network = Network(config.model.name, model, table, table.input_size)
         return build_lut(
             network, path, backend=config.cost.lut_backend, threads=LUT_THREADS,
-            grid=Grid(config.search.round_to, config.search.lbound), progress=progress, log=log,
+            grid=Grid(resolve_round_to(config), config.search.lbound), progress=progress, log=log,
         )  # fmt: skip
     if name.startswith("lut:"):
         return create_cost_model(name, allow_foreign=config.cost.allow_foreign_lut)

@@ -3,8 +3,10 @@
 Apply the strategy to the base checkpoint (`amc.apply`), fine-tune it on the training split (checkpointed each
 epoch; running the same command again resumes), score it once on the test set, and measure what a user deploys:
 MACs, parameters, cost by the run's cost model (and energy where the cost model prices it), and end-to-end latency
-on this machine in PyTorch and ONNX Runtime at batch 1 and at a throughput batch, dense beside pruned. Writes the
-fine-tuned model (`amc.export`) and `evaluation.json` / `evaluation.md` into the output folder.
+on this machine in PyTorch, ONNX Runtime (and OpenVINO where installed) at batch 1 and at a throughput batch, dense
+beside pruned. When the search priced with a measured LUT, the exported network is also timed on the LUT's runtime
+and checked against the search's budget (`amc.deliver.deployed`). Writes the fine-tuned model (`amc.export`) and
+`evaluation.json` / `evaluation.md` into the output folder.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from typing import Any
 from torch import nn
 
 from amc.deliver.apply import apply, as_schedule
+from amc.deliver.deployed import Verdict, check_budget, lut_runtime, verdict_from_dict
 from amc.deliver.export import export
 from amc.deliver.sources import LatencySettings
 from amc.errors import UserError
 from amc.io import atomic_write_json, atomic_write_text
+from amc.optional import installed
 from amc.problem import Task
 from amc.pruning import remove_masks_
 from amc.report.tables import markdown_table
@@ -30,7 +34,7 @@ from amc.resume import refuse_changed
 from amc.schedule import Schedule, summarize
 from amc.training.loop import EpochRecord, TrainSettings, accuracy_on, train
 from hwmodel import CostModel, LayerSpec
-from hwmodel.lut.backends import OrtBackend, TorchBackend
+from hwmodel.lut.backends import create_backend
 
 EVALUATION_FILE = "evaluation.json"
 STATE_FILE = "finetune.state.pt"
@@ -81,6 +85,8 @@ class Evaluation:
     finetune: TrainSettings
     epochs: tuple[EpochRecord, ...]
     finetune_s: float
+    budget_check: Verdict | None = None
+    """The search's budget checked on the deployed network (None in files written before it was recorded)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,6 +98,7 @@ class Evaluation:
             "latency": tuple(LatencyRow(**row) for row in data["latency"]),
             "finetune": TrainSettings(**data["finetune"]),
             "epochs": tuple(EpochRecord(**record) for record in data["epochs"]),
+            "budget_check": verdict_from_dict(data.get("budget_check")),
         })  # fmt: skip
 
     def table(self) -> str:
@@ -125,7 +132,8 @@ class Evaluation:
         head = (f"{self.model} on {self.dataset}: {self.schedule}, fine-tuned {self.finetune.epochs} epoch(s) "
                 f"({self.finetune.optimizer}, lr {self.finetune.lr}) in {self.finetune_s:.0f} s; test set "
                 f"{self.test_images} images (top-1 {_pct(self.pruned_test_top1)} before fine-tuning)")  # fmt: skip
-        return head + "\n\n" + markdown_table(["", "dense", "pruned", "change"], rows)
+        check = f"\n\n{self.budget_check.line()}" if self.budget_check else ""
+        return head + "\n\n" + markdown_table(["", "dense", "pruned", "change"], rows) + check
 
 
 def _pct(value: float) -> str:
@@ -168,27 +176,32 @@ def evaluate_schedule(
     _check_resumable(out, schedule, settings)
     batch = task.config.data.batch_size
     pruned = apply(task, schedule)
-    pruned_top1 = accuracy_on(pruned, bundle.test, batch).top1
+    amp = task.config.experiment.amp  # the network is on the task's device (experiment.device)
+    pruned_top1 = accuracy_on(pruned, bundle.test, batch, amp=amp).top1
     history = train(pruned, bundle.train, bundle.search_val, settings, state_path=out / STATE_FILE,
-                    progress=progress, log=log, val_images=task.config.finetune.val_images)  # fmt: skip
-    final = accuracy_on(pruned, bundle.test, batch)
-    dense = accuracy_on(problem.model, bundle.test, batch)
+                    progress=progress, log=log, val_images=task.config.finetune.val_images, amp=amp)  # fmt: skip
+    final = accuracy_on(pruned, bundle.test, batch, amp=amp)
+    dense = accuracy_on(problem.model, bundle.test, batch, amp=amp)
     exported = export(pruned, out, schedule, task.input_size, task.config.model.name, onnx=onnx)
     summary = summarize(schedule, table, problem.model)
     kept = schedule.kept_channels(table)
     specs = schedule.densities.specs(table, kept) if schedule.densities else table.specs(kept)
     dense_specs = table.specs()
+    plain, cost = remove_masks_(copy.deepcopy(pruned)), cost_model.network_cost(specs)
+    check = check_budget(cost_model, problem.budget, cost, problem.model, plain, task.input_size, exported.onnx,
+                         latency.tolerance, latency.repeats)  # fmt: skip
     evaluation = Evaluation(
         schedule=str(source) if isinstance(source, Path) else "schedule", model=task.config.model.name,
         dataset=task.dataset, test_top1=final.top1, test_top5=final.top5, dense_test_top1=dense.top1,
         dense_test_top5=dense.top5, pruned_test_top1=pruned_top1, test_images=final.images,
         macs=summary.dense_macs, dense_macs=summary.original_macs, ideal_macs=summary.ideal_macs,
         params=summary.dense_params, dense_params=summary.original_params, nonzero_params=summary.ideal_params,
-        cost_model=cost_model.name, cost_unit=cost_model.unit, cost=cost_model.network_cost(specs),
+        cost_model=cost_model.name, cost_unit=cost_model.unit, cost=cost,
         dense_cost=cost_model.network_cost(dense_specs), energy_mj=energy_mj(cost_model, specs),
         dense_energy_mj=energy_mj(cost_model, dense_specs),
-        latency=measure_latencies(problem.model, remove_masks_(copy.deepcopy(pruned)), task.input_size, latency),
+        latency=measure_latencies(problem.model, plain, task.input_size, latency, lut_runtime(cost_model)),
         finetune=settings, epochs=history.epochs, finetune_s=sum(record.seconds for record in history.epochs),
+        budget_check=check,
     )  # fmt: skip
     atomic_write_json(out / EVALUATION_FILE, evaluation.to_dict())
     atomic_write_text(out / "evaluation.md", evaluation.table() + "\n")
@@ -224,16 +237,26 @@ def energy_mj(cost_model: CostModel, specs: Sequence[LayerSpec]) -> float | None
 
 
 def measure_latencies(
-    dense: nn.Module, pruned: nn.Module, input_size: tuple[int, int, int], settings: LatencySettings
+    dense: nn.Module,
+    pruned: nn.Module,
+    input_size: tuple[int, int, int],
+    settings: LatencySettings,
+    lut: tuple[str, int] | None = None,
 ) -> tuple[LatencyRow, ...]:
-    """End-to-end latency, dense beside pruned, in PyTorch eager and ONNX Runtime, at batch 1 and `settings.batch`;
+    """End-to-end latency, dense beside pruned, in ONNX Runtime, PyTorch eager and OpenVINO (where installed), and
+    on the run's LUT runtime at its threads (`lut`: what the search priced), at batch 1 and `settings.batch`;
     dense and pruned are timed interleaved so a slow spell of the machine does not favour either."""
+    runs = [("onnxruntime", settings.threads), ("torch", settings.threads)]
+    if installed("openvino"):
+        runs.append(("openvino", settings.threads))
+    if lut is not None and lut not in runs:
+        runs.append(lut)
     rows = []
-    for backend in (OrtBackend(settings.threads, repeats=settings.repeats),
-                    TorchBackend(settings.threads, repeats=settings.repeats)):  # fmt: skip
+    for name, threads in runs:
+        backend = create_backend(name, threads=threads, repeats=settings.repeats)
         for batch in (1, settings.batch):
             shape = (batch, *input_size)
             timed = backend.measure_networks([dense, pruned], shape)
             dense_ms, pruned_ms = (m.median_ms for m in timed)
-            rows.append(LatencyRow(backend.name, batch, settings.threads, dense_ms, pruned_ms))
+            rows.append(LatencyRow(backend.name, batch, threads, dense_ms, pruned_ms))
     return tuple(rows)

@@ -54,9 +54,10 @@ def export(
     extra: dict[str, Any] | None = None,
 ) -> ExportedModel:
     """Write the pruned (fine-tuned) network and its schedule in the one folder layout; `model` is not changed.
-    `extra` goes into architecture.json (e.g. the checkpoint the network came from)."""
+    `extra` goes into architecture.json (e.g. the checkpoint the network came from). A model on a GPU is exported
+    from a CPU copy (what deployment files and the ONNX check are made from)."""
     folder = Path(out)
-    plain = remove_masks_(copy.deepcopy(model)).eval()
+    plain = remove_masks_(copy.deepcopy(model)).eval().cpu()
     architecture = None
     if _in_zoo(model_name):
         num_classes = build_layer_table(plain, input_size).layers[-1].spec.out_channels

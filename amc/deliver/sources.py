@@ -8,6 +8,9 @@ from pathlib import Path
 
 from amc.errors import UserError
 
+BUDGET_TOLERANCE = 0.02
+"""How far over the budget a measured latency may be and still meet it: timings of one network wander by a per
+cent or two from one run to the next on a quiet machine."""
 SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
 """What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
 
@@ -19,8 +22,11 @@ class LatencySettings:
     batch: int = 64
     """The throughput batch (images per call), measured beside batch 1."""
     repeats: int = 30
+    tolerance: float = BUDGET_TOLERANCE
+    """Share of a latency budget the deployed network's measurement may exceed it by (--budget-tolerance / 100)."""
 
     def __post_init__(self) -> None:
+        check_tolerance(self.tolerance)
         for name, flag in (("threads", "--latency-threads"), ("batch", "--throughput-batch"), ("repeats", "")):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -29,6 +35,15 @@ class LatencySettings:
                     f"latency measurement {where} is {value!r}; it must be a whole number >= 1.",
                     fix=f"use {flag or name} 1 or more (default {getattr(LatencySettings, name)}).",
                 )
+
+
+def check_tolerance(tolerance: float) -> None:
+    """A budget tolerance is a share of the budget in [0, 1) (NaN fails the comparison too)."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
+        raise UserError(
+            f"the budget tolerance is {tolerance!r} of the budget; it must be a share in [0, 1).",
+            fix=f"use --budget-tolerance PCT with a per cent in [0, 100), e.g. {100 * BUDGET_TOLERANCE:g} (default).",
+        )
 
 
 def schedule_source(path: Path) -> tuple[Path | None, Path]:

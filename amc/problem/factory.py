@@ -2,7 +2,9 @@
 
 `problem_from_objects` takes a ready model and scorer; `build_task(config)` first loads the configured data and
 base model (trained and cached on demand) and builds the search-val scorer. Both name the problem class by
-`search.granularity` and bind the cost model to the network it prices.
+`search.granularity` and bind the cost model to the network it prices. `build_task` then moves the base model and
+the scorer's images to experiment.device, once for the whole search (the cost model is built on the CPU model
+first: a measured LUT prices CPU deployment).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from amc.config import ExperimentConfig
+from amc.config import ExperimentConfig, resolve_round_to
 from amc.costs.registry import bound_to, make_cost_model
 from amc.data import DataBundle
+from amc.device import check_compute, resolve_device, to_device
 from amc.errors import UserError
 from amc.graph import build_layer_table
 from amc.models.layout import use_fast_layout_
@@ -54,7 +57,7 @@ class Task:
 
 def settings_of(config: ExperimentConfig) -> Settings:
     search = config.search
-    return Settings(search.lbound, search.rbound, search.round_to, search.reward, search.selection)
+    return Settings(search.lbound, search.rbound, resolve_round_to(config), search.reward, search.selection)
 
 
 def problem_from_objects(
@@ -88,14 +91,19 @@ def problem_from_objects(
 
 
 def build_task(config: ExperimentConfig, progress: bool = True, log: Callable[[str], None] = print) -> Task:
-    """The configured data, base model (trained and cached on demand) and search-val scorer, as a task."""
-    torch.set_num_threads(config.experiment.threads)
+    """The configured data, base model (trained and cached on demand) and search-val scorer, as a task on
+    experiment.device (the task's config names the device resolved: cuda -> cuda:0, auto -> what it found)."""
+    config = check_compute(config)
+    experiment = config.experiment
+    device = resolve_device(experiment.device)
+    torch.set_num_threads(experiment.threads)
     bundle = load_data(config)
     model = use_fast_layout_(load_base_model(config, bundle, progress=progress, log=log))
     search = config.search
     scorer = SearchValScorer.from_datasets(
         bundle.train, bundle.search_val, search.eval_images, search.bn_images, search.adaptive_bn,
-        config.data.batch_size, config.experiment.seed,
+        config.data.batch_size, experiment.seed, device, experiment.amp,
     )  # fmt: skip
     problem = problem_from_objects(config, model, bundle.input_size, scorer, None, bundle.name, progress, log)
+    to_device(problem.model, device, experiment.channels_last)
     return Task(config, problem, bundle)

@@ -3,7 +3,8 @@
 Every candidate of every search is scored by the same `Scorer`: the configured search-val slice
 (`SearchValScorer`, images drawn once, seeded, kept as ready tensors), or the Python API user's own function
 (`CallbackScorer`). Both re-estimate BatchNorm statistics first on `bn_batches` (training images), which also
-feed least-squares channel selection.
+feed least-squares channel selection. Those images are tensors on the search's device, moved there once when the
+scorer is built (amc.device), so no episode copies data.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from amc.data import iterate_batches
+from amc.device import autocast, module_device
 from amc.pruning import adaptive_bn_
 
 
@@ -36,11 +38,13 @@ def _reestimate_bn(model: nn.Module, scorer: Scorer) -> None:
 
 @dataclass
 class SearchValScorer:
-    """Top-1 on a fixed search-val slice; re-estimates BN statistics first when `adaptive_bn`."""
+    """Top-1 on a fixed search-val slice; re-estimates BN statistics first when `adaptive_bn`; `amp` scores under
+    bfloat16 autocast (BN statistics are re-estimated in float32)."""
 
     val_batches: list[tuple[Tensor, Tensor]]
     bn_batches: list[Tensor]
     adaptive_bn: bool = True
+    amp: bool = False
 
     @classmethod
     def from_datasets(
@@ -52,10 +56,16 @@ class SearchValScorer:
         adaptive_bn: bool = True,
         batch_size: int = 256,
         seed: int = 0,
+        device: torch.device | None = None,
+        amp: bool = False,
     ) -> SearchValScorer:
-        val = list(iterate_batches(search_val, batch_size, limit=eval_images))
-        bn = [images for images, _ in iterate_batches(train, 128, shuffle=True, seed=seed, limit=bn_images)]
-        return cls(val, bn, adaptive_bn)
+        """The images drawn once (seeded) and held on `device` (default: the CPU) for the whole search."""
+        where = device or torch.device("cpu")
+        val = [(images.to(where), labels.to(where))
+               for images, labels in iterate_batches(search_val, batch_size, limit=eval_images)]  # fmt: skip
+        bn = [images.to(where)
+              for images, _ in iterate_batches(train, 128, shuffle=True, seed=seed, limit=bn_images)]  # fmt: skip
+        return cls(val, bn, adaptive_bn, amp)
 
     @property
     def images(self) -> int:
@@ -65,7 +75,7 @@ class SearchValScorer:
         _reestimate_bn(model, self)
         model.eval()
         correct = 0
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(module_device(model), self.amp):
             for images, labels in self.val_batches:
                 correct += (model(images).argmax(1) == labels).sum().item()
         return correct / self.images

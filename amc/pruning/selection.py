@@ -45,7 +45,7 @@ class NormSelector:
                     f"layer {name}: {weight.shape[0]} output channels, but its coupling group has {group.channels}.",
                     fix="this layer type cannot be pruned by amc; report the model.",
                 )
-            norms = weight.flatten(1).double().norm(p=self.p, dim=1)
+            norms = weight.flatten(1).double().norm(p=self.p, dim=1).cpu()  # rankings are made on the CPU
             total += norms / norms.mean().clamp_min(1e-12)
         return total
 

@@ -41,7 +41,11 @@ RESUMABLE_CHANGES = (
 )  # fmt: skip
 """Settings a resumed search may change: where and how fast candidates are scored, and what comes after the search;
 every other setting changes the results, so a resume with another value is refused. `search.episodes` may change:
-more extends the run, fewer (or as many as are done) ends it with what it has."""
+more extends the run, fewer (or as many as are done) ends it with what it has. experiment.device and
+experiment.amp may not: GPU (and bfloat16) results are not bit-identical to CPU ones."""
+
+ADDED_SETTINGS = {"experiment.device": "cpu", "experiment.amp": False, "experiment.channels_last": False}
+"""Settings newer than some run folders: a config.yaml without one was run with this value."""
 
 
 def run_search(task: Task, out: Path, resume: bool = False, progress: bool = True,
@@ -74,6 +78,9 @@ def check_resume(task: Task, out: Path, log: Callable[[str], None] = print) -> N
         stored = yaml.safe_load(stored_path.read_text()) or {}
     except yaml.YAMLError as error:
         raise UserError(f"--resume: {stored_path} is not valid YAML ({error}).", fix="use a new --out.") from None
+    for dotted, value in ADDED_SETTINGS.items():
+        section, key = dotted.split(".")
+        stored.setdefault(section, {}).setdefault(key, value)
     new = task.config.to_dict()
     refuse_changed(
         f"--resume: the search in {out}", stored, new,

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from amc.config import NetAdaptSection
 from amc.data import iterate_batches
+from amc.device import autocast, module_device
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.io import atomic_torch_save, atomic_write_text
@@ -154,7 +155,7 @@ def score_candidate(worker: Worker, candidate: Candidate) -> Outcome:
         if settings.finetune_steps:
             seed = iteration_seed(config.experiment.seed, current.iteration)
             finetune_(model, worker.train, settings.finetune_steps, settings.lr, config.finetune.weight_decay,
-                      config.finetune.batch_size, seed)  # fmt: skip
+                      config.finetune.batch_size, seed, config.experiment.amp)  # fmt: skip
 
     return worker.problem.score(kept, start=worker.start(current), tune=short_term_finetune, keep_weights=True)
 
@@ -176,8 +177,9 @@ def train_batches(train: Dataset, batch_size: int, steps: int, seed: int) -> Ite
 
 
 def finetune_(model: nn.Module, train: Dataset | None, steps: int, lr: float, weight_decay: float, batch_size: int,
-              seed: int) -> nn.Module:  # fmt: skip
-    """Short-term fine-tune in place: `steps` SGD steps (momentum 0.9) on training batches."""
+              seed: int, amp: bool = False) -> nn.Module:  # fmt: skip
+    """Short-term fine-tune in place, on the model's device: `steps` SGD steps (momentum 0.9) on training batches
+    (`amp`: bfloat16 autocast)."""
     if train is None:
         raise UserError(
             "NetAdapt's short-term fine-tune needs training data, and this task has none (a model and evaluation "
@@ -186,9 +188,13 @@ def finetune_(model: nn.Module, train: Dataset | None, steps: int, lr: float, we
         )
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
     model.train()
+    device = module_device(model)
     for images, labels in train_batches(train, batch_size, steps, seed):
+        images, labels = images.to(device), labels.to(device)
         optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(images), labels).backward()
+        with autocast(device, amp):
+            loss = F.cross_entropy(model(images), labels)
+        loss.backward()
         optimizer.step()
     return model.eval()
 
@@ -204,10 +210,11 @@ class State:
 
 
 def save_state(out: Path, state: State) -> None:
-    """Atomically: the network (plain tensors), the rows of episodes.csv it covers, and the iteration log."""
+    """Atomically: the network (plain CPU tensors), the rows of episodes.csv it covers, and the iteration log."""
+    weights = {name: value.cpu() for name, value in state.current.weights.items()}
     atomic_torch_save(out / STATE_FILE, {
         "version": STATE_VERSION, "iteration": state.current.iteration,
-        "kept": {str(g): count for g, count in state.current.kept.items()}, "weights": state.current.weights,
+        "kept": {str(g): count for g, count in state.current.kept.items()}, "weights": weights,
         "rows": state.rows, "history": state.history,
     })  # fmt: skip
     buffer = io.StringIO()
@@ -218,7 +225,7 @@ def save_state(out: Path, state: State) -> None:
 
 
 def load_state(out: Path) -> State:
-    data = torch.load(out / STATE_FILE, weights_only=True)
+    data = torch.load(out / STATE_FILE, map_location="cpu", weights_only=True)
     if data.get("version") != STATE_VERSION:
         raise UserError(
             f"{out / STATE_FILE} has state version {data.get('version')}; this amc reads version {STATE_VERSION}.",

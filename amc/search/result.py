@@ -18,6 +18,7 @@ from amc.report.plots import plot_keep_ratios, plot_keep_ratios_side_by_side, pl
 from amc.report.sparsity import sparsity_table, sparsity_totals
 from amc.schedule import Schedule, summarize
 from amc.search.run_folder import RunFolder
+from amc.search.verify import BY_COST_MODEL_FILE, BudgetVerification, measured_budget_applies, verify_budget
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,17 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
             fix="give it at least one episode (search.episodes).",
         )
     problem = task.problem
+    check = _verify(task, folder, log)
     best = folder.best_result
     dense_model = copy.deepcopy(problem.model)
     dense_accuracy = _plain_accuracy(problem, dense_model)
-    dense_ms, best_ms = measured_latencies_ms(
-        problem.cost_model, [dense_model, network_of(problem, best)], task.input_size
-    )
+    if check is None:
+        dense_ms, best_ms = measured_latencies_ms(
+            problem.cost_model, [dense_model, network_of(problem, best)], task.input_size
+        )
+    else:
+        dense_ms = check.dense_measured_ms
+        best_ms = check.candidates[check.chosen or 0].measured_ms
     result = SearchResult(
         folder.path, best, problem.budget, dense_accuracy, folder.best_row.accuracy, folder.best_row.cost,
         dense_ms, best_ms, folder.rows_written, wall_s,
@@ -89,6 +95,8 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
             "best_episode": folder.best_row.episode,
         }
     )
+    if check is not None:
+        summary["budget_check"] = check.to_dict()
     plots = folder.path / "plots"
     if isinstance(best, LayerDensities):
         sparsity = summarize(Schedule(densities=best), problem.table, problem.model)
@@ -111,6 +119,23 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
             f"{folder.path / 'sparsity.md'}"
         )
     return result
+
+
+def _verify(task: Task, folder: RunFolder, log: Callable[[str], None]) -> BudgetVerification | None:
+    """Re-measure the best candidates where the budget is a latency measured here; fall back if the best misses."""
+    problem = task.problem
+    top = task.config.search.verify_top
+    if not top or not isinstance(folder.best_result, Strategy) or not measured_budget_applies(problem):
+        return None
+    check, replacement, _ = verify_budget(problem, folder, task.input_size, top)
+    if replacement is not None and check.chosen is not None:
+        assert folder.best_result is not None
+        folder.best_result.save(folder.path / BY_COST_MODEL_FILE)
+        chosen = check.candidates[check.chosen]
+        folder.best_row = next(row for row in folder.episode_rows() if row.episode == chosen.episode)
+        folder.save_best(replacement)
+    log(check.verdict())
+    return check
 
 
 def _plain_accuracy(problem: PruningProblem, model: nn.Module) -> float:

@@ -17,6 +17,7 @@ from torch import nn
 
 from amc.config import ExperimentConfig
 from amc.data import DataBundle, load_dataset
+from amc.device import check_compute, resolve_device, to_device
 from amc.errors import UserError
 from amc.models import create_model
 from amc.training.checkpoints import base_checkpoint_path, load_weights, save_checkpoint
@@ -44,9 +45,11 @@ def checkpoint_path(config: ExperimentConfig) -> Path | None:
 def train_base_model(
     config: ExperimentConfig, bundle: DataBundle, out: Path, progress: bool = True, log: Callable[[str], None] = print
 ) -> tuple[nn.Module, TrainResult, float]:
-    """Train the configured model from scratch (resumable), save it to `out`; returns (model, history, test top-1)."""
+    """Train the configured model from scratch (resumable) on experiment.device, save it to `out`; returns (model,
+    on that device, history, test top-1)."""
+    experiment = check_compute(config).experiment
     torch.manual_seed(config.train.seed)
-    model = build_model(config, bundle)
+    model = to_device(build_model(config, bundle), resolve_device(experiment.device), experiment.channels_last)
     section = config.train
     settings = TrainSettings(
         section.epochs,
@@ -59,9 +62,10 @@ def train_base_model(
         section.seed,
     )
     state_path = out.with_suffix(".state.pt")
-    result = train(model, bundle.train, bundle.search_val, settings, state_path=state_path, progress=progress, log=log)
+    result = train(model, bundle.train, bundle.search_val, settings, state_path=state_path, progress=progress, log=log,
+                   amp=experiment.amp)  # fmt: skip
     tick = time.perf_counter()
-    test = accuracy_on(model, bundle.test, config.data.batch_size)
+    test = accuracy_on(model, bundle.test, config.data.batch_size, amp=experiment.amp)
     log(
         f"test accuracy {100 * test.top1:.2f}% (top-5 {100 * test.top5:.2f}%) on {test.images} images "
         f"in {time.perf_counter() - tick:.1f} s; training took {result.seconds:.0f} s"
@@ -95,7 +99,8 @@ def train_base_model(
 def load_base_model(
     config: ExperimentConfig, bundle: DataBundle, progress: bool = True, log: Callable[[str], None] = print
 ) -> nn.Module:
-    """The trained base model in eval mode; trains and caches it first when model.checkpoint is auto and missing."""
+    """The trained base model on the CPU in eval mode; trains (on experiment.device) and caches it first when
+    model.checkpoint is auto and missing."""
     path = checkpoint_path(config)
     model = build_model(config, bundle)
     if path is None:
@@ -113,7 +118,7 @@ def load_base_model(
             f"no cached {config.model.name} for {config.data.dataset}: training it now "
             f"({config.train.epochs} epochs; cached at {path})"
         )
-        model, _, _ = train_base_model(config, bundle, path, progress=progress, log=log)
+        model = train_base_model(config, bundle, path, progress=progress, log=log)[0].cpu()
     else:
         raise UserError(
             f"model.checkpoint {path} does not exist.", fix="train one with `amc train`, or set model.checkpoint: auto."

@@ -1,7 +1,9 @@
-"""Training, fine-tuning and evaluation loops for classification CNNs on the CPU.
+"""Training, fine-tuning and evaluation loops for classification CNNs.
 
 One loop serves base-model training and fine-tuning of pruned networks. It checkpoints every epoch
-(model, optimiser, schedule and RNG state, atomically), so a killed run resumes where it stopped.
+(model, optimiser, schedule and RNG state, atomically), so a killed run resumes where it stopped. Both run on the
+device of the model they are given (amc.device): batches are drawn and augmented on the CPU, with the same random
+numbers whatever the device, and moved batch by batch.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from amc.data import augment_batch, iterate_batches
+from amc.device import autocast, module_device
 from amc.io import atomic_torch_save
 from amc.locks import lock_file
 from amc.resume import refuse_changed
@@ -60,15 +63,21 @@ class TrainSettings:
     seed: int = 0
 
 
-def accuracy_on(model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: int | None = None) -> Accuracy:
-    """Top-1/top-5 accuracy and mean loss on the first `limit` images (all when None); the model is left in eval."""
+def accuracy_on(
+    model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: int | None = None, amp: bool = False
+) -> Accuracy:
+    """Top-1/top-5 accuracy and mean loss on the first `limit` images (all when None), on the model's device
+    (`amp`: bfloat16 autocast); the model is left in eval."""
     model.eval()
+    device = module_device(model)
     correct1 = correct5 = 0
     loss_sum = 0.0
     count = 0
     with torch.inference_mode():
         for images, labels in iterate_batches(dataset, batch_size, limit=limit):
-            logits = model(images)
+            images, labels = images.to(device), labels.to(device)
+            with autocast(device, amp):
+                logits = model(images)
             loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum").item()
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
             correct1 += (top[:, 0] == labels).sum().item()
@@ -110,12 +119,14 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
     val_images: int | None = None,
+    amp: bool = False,
 ) -> TrainResult:
-    """Train `model` in place; with `state_path`, checkpoint each epoch there and resume from it if present (only
-    with the settings it was made with: other settings are a UserError naming each). The checkpoint is locked
+    """Train `model` in place, on its device (`amp`: bfloat16 autocast); with `state_path`, checkpoint each epoch
+    there and resume from it if present (only with the settings it was made with: other settings are a UserError
+    naming each; the device is not one of them, a checkpoint holds plain weights). The checkpoint is locked
     (`<state_path>.lock`) while training, so a second run writing it is refused."""
     with lock_file(state_path, "training checkpoint") if state_path is not None else nullcontext():
-        return _train(model, train_set, val_set, settings, state_path, progress, log, val_images)
+        return _train(model, train_set, val_set, settings, state_path, progress, log, val_images, amp)
 
 
 def _train(
@@ -127,6 +138,7 @@ def _train(
     progress: bool,
     log: Callable[[str], None],
     val_images: int | None,
+    amp: bool,
 ) -> TrainResult:
     torch.manual_seed(settings.seed)
     optimizer = make_optimizer(model, settings)
@@ -166,9 +178,10 @@ def _train(
             criterion,
             settings,
             generator,
+            amp,
             tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False),
         )
-        val = accuracy_on(model, val_set, limit=val_images)
+        val = accuracy_on(model, val_set, limit=val_images, amp=amp)
         record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, val.top1, time.perf_counter() - tick)
         records.append(record)
         log(
@@ -198,15 +211,19 @@ def _run_epoch(
     criterion: nn.Module,
     settings: TrainSettings,
     generator: torch.Generator,
+    amp: bool,
     bar: tqdm,
 ) -> tuple[float, int, int]:
     loss_sum, correct, seen = 0.0, 0, 0
+    device = module_device(model)
     with bar:
         for images, labels in batches:
             if settings.augment and images.dim() == 4:
                 images = augment_batch(images, generator)
-            logits = model(images)
-            loss = criterion(logits, labels)
+            images, labels = images.to(device), labels.to(device)
+            with autocast(device, amp):
+                logits = model(images)
+                loss = criterion(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -322,6 +322,10 @@ class OrtBackend(_TimingBackend):
         """Export `model` (a copy, eval mode) with torch.onnx (TorchScript exporter); time the session."""
         return self._timer(*exported_network(model, input_shape, self.threads))
 
+    def file_timer(self, path: Path | str, input_shape: tuple[int, ...]) -> Timer:
+        """Times an ONNX file as it was written (the file a user deploys), not a fresh export of the module."""
+        return self._timer(Path(path).read_bytes(), random_input(input_shape))
+
 
 def exported_network(model: nn.Module, input_shape: tuple[int, ...], threads: int) -> tuple[bytes, np.ndarray]:
     """A copy of `model` in eval mode as ONNX bytes (TorchScript exporter), and a random input for it."""
@@ -338,6 +342,11 @@ def exported_network(model: nn.Module, input_shape: tuple[int, ...], threads: in
             output_names=["output"],
         )
     return buffer.getvalue(), example.numpy()
+
+
+def random_input(input_shape: tuple[int, ...]) -> np.ndarray:
+    """A float32 input for a network file (seeded: the same input every time)."""
+    return np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
 
 
 class OpenVinoBackend(_TimingBackend):
@@ -372,8 +381,13 @@ class OpenVinoBackend(_TimingBackend):
     def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer:
         return self._timer(*exported_network(model, input_shape, self.threads))
 
+    def file_timer(self, path: Path | str, input_shape: tuple[int, ...]) -> Timer:
+        """Times an ONNX file as it was written (the file a user deploys), not a fresh export of the module."""
+        return self._timer(Path(path).read_bytes(), random_input(input_shape))
 
-def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int = 30) -> Backend:
+
+def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int = 30, **options: Any) -> Backend:
+    """The backend `name` (`options`: cudnn_benchmark, device_index, for torch-cuda only)."""
     if name not in BACKENDS:
         raise HwModelError(f"unknown LUT backend {name!r}.", fix=f"use one of {', '.join(BACKENDS)}.")
     if threads < 1 or repeats < 1 or warmup < 0:
@@ -381,6 +395,12 @@ def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int =
             f"bad measurement settings: threads={threads}, warmup={warmup}, repeats={repeats}.",
             fix="use threads >= 1, warmup >= 0, repeats >= 1 (30 or more for a real LUT).",
         )
+    if name == "torch-cuda":  # imported on demand: it imports this module
+        from hwmodel.lut.cuda import TorchCudaBackend
+
+        return TorchCudaBackend(threads, warmup, repeats, **options)
+    if options:
+        raise HwModelError(f"the {name} LUT backend takes no option(s) {', '.join(sorted(options))}.")
     classes: dict[str, Callable[[int, int, int], Backend]] = {
         "torch": TorchBackend,
         "onnxruntime": OrtBackend,

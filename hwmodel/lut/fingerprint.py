@@ -9,15 +9,18 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 from hwmodel.errors import HwModelError
 from hwmodel.lut.allocator import retain_freed_memory
 
-BACKENDS = ("torch", "onnxruntime", "openvino")
+CUDA_BACKEND = "torch-cuda"
+BACKENDS = ("torch", "onnxruntime", "openvino", CUDA_BACKEND)
 """torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider; openvino: OpenVINO's CPU
-plugin (the `openvino` extra)."""
+plugin (the `openvino` extra); torch-cuda: PyTorch eager on one CUDA GPU (hwmodel.lut.cuda)."""
 
 TIMING_METHOD = "2"
 """How entries are timed, recorded in every LUT so that one timed another way is refused rather than mixed in.
@@ -49,8 +52,15 @@ def _onednn_version() -> str:
     return found.group(1) if found else "none"
 
 
-def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
-    """The fingerprint of this machine for `backend` run with `threads` threads (all values text)."""
+def device_fingerprint(
+    backend: str, threads: int, batch: int = 1, *, cudnn_benchmark: bool = True, device_index: int = 0
+) -> dict[str, str]:
+    """The fingerprint of this machine for `backend` run with `threads` threads (all values text).
+
+    `batch`, `cudnn_benchmark` and `device_index` enter only the torch-cuda fingerprint: a GPU's latency is a
+    staircase in the batch, and cuDNN's autotuner picks other kernels; CPU fingerprints stay as they were, so
+    their existing LUT files still match.
+    """
     if backend not in BACKENDS:
         raise HwModelError(f"unknown LUT backend {backend!r}.", fix=f"use one of {', '.join(BACKENDS)}.")
     fingerprint = {
@@ -71,6 +81,8 @@ def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
             "allocator": retain_freed_memory(),
             "denormals": "flush-to-zero",
         }
+    elif backend == CUDA_BACKEND:
+        fingerprint |= cuda_fingerprint(device_index, batch, cudnn_benchmark)
     elif backend == "openvino":
         fingerprint |= {
             "openvino": import_openvino().__version__,
@@ -86,6 +98,76 @@ def device_fingerprint(backend: str, threads: int) -> dict[str, str]:
             "graph_optimization": ORT_OPTIMIZATION,
         }
     return fingerprint
+
+
+def require_cuda(device_index: int = 0) -> None:
+    """Raise a one-paragraph error unless torch sees a CUDA GPU numbered `device_index` (checked before any
+    long work: a torch-cuda table cannot be measured, resumed or extended without one)."""
+    import torch
+
+    if torch.cuda.is_available() and 0 <= device_index < torch.cuda.device_count():
+        return
+    fix = (
+        "build it on the GPU machine (a CUDA build of torch with a working NVIDIA driver), or use --backend torch, "
+        "onnxruntime or openvino (cost.lut_backend in a config) to measure this CPU."
+    )
+    if torch.cuda.is_available():
+        raise HwModelError(
+            f"the torch-cuda LUT backend was asked for GPU {device_index}, but torch sees "
+            f"{torch.cuda.device_count()} GPU(s).",
+            fix=f"use a device index below {torch.cuda.device_count()}, or choose the GPU with CUDA_VISIBLE_DEVICES.",
+        )
+    if torch.version.cuda is None:
+        why = f"this torch {torch.__version__} is a CPU-only build"
+    else:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        hidden = f", CUDA_VISIBLE_DEVICES={visible!r}" if visible is not None else ""
+        why = f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but finds no GPU or driver{hidden}"
+    raise HwModelError(f"the torch-cuda LUT backend needs a CUDA GPU; torch sees none ({why}).", fix=fix)
+
+
+def gpu_driver_version() -> str:
+    """The NVIDIA driver version from nvidia-smi, or "unknown" where there is none (torch does not report it)."""
+    command = shutil.which("nvidia-smi")
+    if command is None:
+        return "unknown"
+    try:
+        found = subprocess.run(
+            [command, "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    lines = found.stdout.strip().splitlines()
+    return lines[0].strip() if lines else "unknown"
+
+
+def cuda_fingerprint(device_index: int, batch: int, cudnn_benchmark: bool) -> dict[str, str]:
+    """What makes a GPU latency true: the GPU and its driver, the CUDA and cuDNN libraries torch runs, how cuDNN
+    picks kernels (benchmark mode, TF32), the device index and the batch. Read through `torch.cuda` only, so a
+    test can stand in for a GPU by replacing those functions."""
+    import torch
+
+    require_cuda(device_index)
+    major, minor = torch.cuda.get_device_capability(device_index)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    return {
+        "torch": torch.__version__,
+        "provider": "eager-cuda",
+        "gpu_name": torch.cuda.get_device_name(device_index),
+        "compute_capability": f"{major}.{minor}",
+        "gpu_driver": gpu_driver_version(),
+        "cuda_runtime": str(torch.version.cuda),
+        "cudnn": str(cudnn) if cudnn is not None else "none",
+        "cudnn_benchmark": "on" if cudnn_benchmark else "off",
+        "cudnn_tf32": "on" if torch.backends.cudnn.allow_tf32 else "off",
+        "matmul_tf32": "on" if torch.backends.cuda.matmul.allow_tf32 else "off",
+        "device_index": str(device_index),
+        "batch": str(batch),
+    }
 
 
 def import_openvino() -> Any:

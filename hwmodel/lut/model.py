@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from hwmodel.base import CachedCostModel
 from hwmodel.errors import HwModelError
-from hwmodel.lut.fingerprint import device_fingerprint, fingerprint_mismatches
+from hwmodel.lut.fingerprint import CUDA_BACKEND, device_fingerprint, fingerprint_mismatches
 from hwmodel.lut.table import LatencyTable, NetworkOverhead, structure_key, structure_of
 from hwmodel.lut.timing import Measurement, interleaved
 from hwmodel.spec import LayerSpec
@@ -41,7 +41,21 @@ FOREIGN_FIX = (
 
 def check_device(table: LatencyTable, path: Path | str, allow_foreign: bool) -> bool:
     """True if the table was measured elsewhere (and that is allowed, with a warning); raise if not allowed."""
-    current = device_fingerprint(table.backend, table.settings["threads"])
+    try:
+        current = device_fingerprint(table.backend, table.settings["threads"], table.batch, **table.backend_options())
+    except HwModelError as error:  # a torch-cuda table where torch sees no GPU: foreign, like any other device
+        if table.backend != CUDA_BACKEND:
+            raise
+        gpu = table.fingerprint.get("gpu_name", "a GPU")
+        if not allow_foreign:
+            raise HwModelError(f"LUT file {path} was measured on {gpu}, and {error.problem}", fix=FOREIGN_FIX) from None
+        warnings.warn(
+            f"using LUT {path} measured on {gpu} without that GPU here: its latencies describe that GPU, and "
+            "entries it lacks cannot be measured here.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return True
     mismatches = fingerprint_mismatches(table.fingerprint, current)
     if not mismatches:
         return False
@@ -130,7 +144,11 @@ class LutCostModel(CachedCostModel):
             from hwmodel.lut.backends import create_backend
 
             self._shared.backend = create_backend(
-                self.table.backend, self.table.settings["threads"], self.warmup, self.repeats
+                self.table.backend,
+                self.table.settings["threads"],
+                self.warmup,
+                self.repeats,
+                **self.table.backend_options(),
             )
         return self._shared.backend
 

@@ -4,10 +4,13 @@ JSON only (never pickle), versioned, written atomically (temporary file + os.rep
 never leaves a half-written table. Layout:
 
     {"schema": "amc-latency-lut", "schema_version": 1, "spec_key_version": 1, "backend": "torch",
-     "fingerprint": {...}, "settings": {"warmup": 10, "repeats": 30, "threads": 1},
+     "fingerprint": {...}, "settings": {"warmup": 10, "repeats": 30, "threads": 1, "batch": 1},
      "entries": {"<LayerSpec.key()>": {"median_ms", "iqr_ms", "min_ms", "repeats", "spec": {...}}},
      "overheads": {"<structure key>": {"model", "input_size", "offset_ms", "scale", "samples", "mape_before",
                                        "mape_after"}}}
+
+`settings.batch` (the batch every entry and whole-network run is measured at) is 1 in files written before it
+existed; a torch-cuda table also records `cudnn_benchmark` (1 on, 0 off) and `device_index`.
 
 A per-network overhead (scale and offset) is keyed by the network's *structure* (every layer's spec without its
 channel counts), so it applies to every pruned variant of the network it was fitted on and to no other network.
@@ -25,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodel.errors import HwModelError
-from hwmodel.lut.fingerprint import BACKENDS, device_fingerprint
+from hwmodel.lut.fingerprint import BACKENDS, CUDA_BACKEND, device_fingerprint
 from hwmodel.lut.timing import Measurement
 from hwmodel.spec import SPEC_KEY_VERSION, LayerSpec
 
@@ -76,10 +79,40 @@ class LatencyTable:
     overheads: dict[str, NetworkOverhead] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, backend: str, threads: int, warmup: int, repeats: int) -> LatencyTable:
-        """An empty table fingerprinted for this machine."""
-        settings = {"warmup": warmup, "repeats": repeats, "threads": threads}
-        return cls(backend, device_fingerprint(backend, threads), settings)
+    def create(
+        cls,
+        backend: str,
+        threads: int,
+        warmup: int,
+        repeats: int,
+        batch: int = 1,
+        *,
+        cudnn_benchmark: bool = True,
+        device_index: int = 0,
+    ) -> LatencyTable:
+        """An empty table fingerprinted for this machine (cudnn_benchmark, device_index: torch-cuda only)."""
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise HwModelError(f"a LUT's batch is {batch!r}.", fix="use a whole number >= 1 (--batch, default 1).")
+        settings = {"warmup": warmup, "repeats": repeats, "threads": threads, "batch": batch}
+        if backend == CUDA_BACKEND:
+            settings |= {"cudnn_benchmark": int(cudnn_benchmark), "device_index": device_index}
+        table = cls(backend, {}, settings)
+        table.fingerprint = device_fingerprint(backend, threads, batch, **table.backend_options())
+        return table
+
+    @property
+    def batch(self) -> int:
+        """The batch the table's entries and whole-network runs are measured at."""
+        return self.settings.get("batch", 1)
+
+    def backend_options(self) -> dict[str, Any]:
+        """The settings besides threads, warm-up and repeats that its backend is created with (torch-cuda only)."""
+        if self.backend != CUDA_BACKEND:
+            return {}
+        return {
+            "cudnn_benchmark": bool(self.settings.get("cudnn_benchmark", 1)),
+            "device_index": self.settings.get("device_index", 0),
+        }
 
     def add(self, spec: LayerSpec, measurement: Measurement) -> None:
         key = spec.key()
@@ -171,6 +204,14 @@ def _parse(data: Any, path: Path) -> LatencyTable:
         isinstance(settings.get(k), int) for k in ("warmup", "repeats", "threads")
     ):
         raise _bad(path, "settings", settings, f"it needs integer warmup, repeats and threads; {rebuild}")
+    settings = {"batch": 1, **settings}  # files from before the batch was recorded were measured at batch 1
+    if backend == CUDA_BACKEND:
+        settings = {"cudnn_benchmark": 1, "device_index": 0, **settings}
+    for key, low, high in (("batch", 1, None), ("cudnn_benchmark", 0, 1), ("device_index", 0, None)):
+        value = settings.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+            allowed = "0 or 1" if high == 1 else f"a whole number >= {low}"
+            raise _bad(path, f"settings.{key}", value, f"it must be {allowed}; {rebuild}")
     table = LatencyTable(backend, {str(k): str(v) for k, v in fingerprint.items()}, dict(settings))
     entries = data.get("entries")
     if not isinstance(entries, dict):

@@ -11,6 +11,7 @@ import torch
 import amc.training.loop
 from amc.cli.main import main
 from amc.deliver.evaluate import EVALUATION_FILE, read_evaluation
+from amc.optional import installed
 from amc.pruning import load_thinned
 from tests.evaluate.conftest import smoke_search
 
@@ -27,9 +28,8 @@ def test_evaluate_writes_a_fine_tuned_measured_and_exported_network(smoke_run: P
     assert 0.0 <= result.test_top1 <= result.test_top5 <= 1.0
     assert result.macs < result.dense_macs and result.params < result.dense_params
     assert result.cost < result.dense_cost
-    assert {(row.backend, row.batch) for row in result.latency} == {
-        ("onnxruntime", 1), ("onnxruntime", 8), ("torch", 1), ("torch", 8)
-    }  # fmt: skip
+    runtimes = ("onnxruntime", "torch", *(("openvino",) if installed("openvino") else ()))
+    assert {(row.backend, row.batch) for row in result.latency} == {(name, b) for name in runtimes for b in (1, 8)}
     assert all(row.dense_ms > 0 and row.pruned_ms > 0 for row in result.latency)
     assert len(result.epochs) == 1
     for name in ("model.pt", "architecture.json", "model.onnx", "schedule.json", "schedule.yaml", "evaluation.md"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,33 @@ def test_validation_fits_alongside_and_scores_the_stored_fit():
 def test_one_calibration_run_cannot_fit_two_numbers():
     with pytest.raises(UserError, match="--calibrate 1"):
         validate_lut(tiny_lut(), load_network("tiny"), 4, Grid(), progress=False, calibrate=1)
+
+
+def test_band_variants_land_in_their_band_by_the_share_function():
+    network = load_network("resnet20")
+    table = network.table
+    dense = sum(spec.macs for spec in table.specs())
+
+    def share_of(kept: dict[int, int]) -> float:
+        return sum(spec.macs for spec in table.specs(kept)) / dense
+
+    rng = np.random.default_rng(0)
+    for band in latency_tables.BUDGET_BANDS:
+        drawn = [latency_tables.band_kept(table, Grid(), share_of, band, rng) for _ in range(5)]
+        assert all(kept is not None and band[0] <= share_of(kept) <= band[1] for kept in drawn)
+        assert len({tuple(sorted(kept.items())) for kept in drawn if kept}) == 5  # random shapes, not one
+    assert latency_tables.band_kept(table, Grid(), share_of, (0.0, 0.01), rng) is None  # below the lbound floor
+
+
+def test_validation_reports_each_budget_band(monkeypatch):
+    # the thinnest variant of a network this small costs over half the dense time: bands it can reach
+    monkeypatch.setattr(latency_tables, "BUDGET_BANDS", ((0.65, 0.8), (0.8, 0.95)))
+    network = load_network("resnet20", (1, 8, 8))
+    lut = tiny_lut()
+    calibrate_overhead(lut, network, 2, Grid(), progress=False, rounds=1)
+    found = validate_lut(lut, network, 3, Grid(), progress=False, rounds=1, calibrate=2, band_samples=2)
+    assert found.report.n == 3
+    assert found.bands and all(band.report.n == 2 for band in found.bands)
+    assert set(found.to_dict()["bands"]) == {band.label for band in found.bands}
+    with pytest.raises(UserError, match="--band-samples 1"):
+        validate_lut(lut, network, 3, Grid(), progress=False, band_samples=1)
