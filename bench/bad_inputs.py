@@ -204,6 +204,27 @@ CASES = [
     ),
     Case("schedule inspect garbage YAML", ("schedule", "inspect", "{W}/garbage.yaml", "--model", "tiny")),
     Case("schedule inspect binary", ("schedule", "inspect", "{W}/garbage.bin", "--model", "tiny")),
+    # devices and unit bundles (issue 15)
+    Case("search --device cuda (no GPU here)", search("--device", "cuda")),
+    Case("search --device tpu", search("--device", "tpu")),
+    Case("search --device cuda:x", search("--device", "cuda:x")),
+    Case("search --amp on the CPU", search("--amp")),
+    Case("search cost.lut_backend torch-cuda (no GPU)", search("--set", "cost.lut_backend=torch-cuda")),
+    Case(
+        "lut build --backend torch-cuda (no GPU)",
+        (*LUT_BUILD, *LUT_FAST, "--backend", "torch-cuda", "--out", "{OUT}/l.json"),
+    ),  # fmt: skip
+    Case("lut build --batch 0", (*LUT_BUILD, *LUT_FAST, "--batch", "0", "--out", "{OUT}/l.json")),
+    Case("lut export-units --model nosuch", ("lut", "export-units", "--model", "nosuch", "--out", "{OUT}/b")),
+    Case("lut export-units --out unwritable", ("lut", "export-units", "--model", "tiny", "--out", "/proc/amc-bad/b")),
+    Case(
+        "lut export-units --validate 1",
+        ("lut", "export-units", "--model", "tiny", "--validate", "1", "--out", "{OUT}/b"),
+    ),  # fmt: skip
+    Case("lut import missing results", ("lut", "import", "/nonexistent/results.json", "--out", "{OUT}/l.json")),
+    Case("lut import garbage results", ("lut", "import", "{W}/garbage.json", "--out", "{OUT}/l.json")),
+    Case("evaluate --budget-tolerance -1", (*EVALUATE, "--finetune-epochs", "0", "--budget-tolerance", "-1")),
+    Case("evaluate --budget-tolerance nan", (*EVALUATE, "--finetune-epochs", "0", "--budget-tolerance", "nan")),
     # evaluate
     Case("evaluate --finetune-epochs -1", (*EVALUATE, "--finetune-epochs", "-1")),
     Case("evaluate --latency-threads 0", (*EVALUATE, "--finetune-epochs", "0", "--latency-threads", "0")),

@@ -1,4 +1,4 @@
-"""`amc lut build|calibrate|validate|info|calibrate-roofline`: measured latency tables on this machine.
+"""`amc lut build|calibrate|validate|info|calibrate-roofline|export-units|import`: measured latency tables.
 
 build: measure every layer variant a search can visit (channel counts that are multiples of --round-to, down to
 the --lbound keep-ratio floor) and fit the per-network scale and offset; resumable, saved as it goes.
@@ -6,6 +6,9 @@ calibrate: (re)fit scale and offset on a few whole-network runs. validate: compa
 measurements of random pruned variants and of variants in each budget band (30-60% of dense): MAPE, share within
 ±10%, Spearman/Kendall, and the same for MACs.
 calibrate-roofline: write a roofline profile of this CPU from GEMM / copy / dispatch micro-benchmarks.
+export-units: for a device amc cannot run on, write a bundle (every layer unit as ONNX, calibration and validation
+networks, a manifest and amc_lut_runner.py, which needs only Python, numpy and onnxruntime or openvino there).
+import: turn the bundle's results.json into a LUT (scale and offset fitted, fidelity printed).
 """
 
 from __future__ import annotations
@@ -185,7 +188,7 @@ def _subcommand(sub: argparse._SubParsersAction, name: str, run: Callable, help_
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "lut",
-        help="build, calibrate, validate and inspect measured latency tables (LUTs) on this machine",
+        help="build, calibrate, validate and inspect measured latency tables (LUTs), here or via a unit bundle",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
