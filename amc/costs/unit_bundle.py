@@ -3,8 +3,10 @@
 `export_bundle` writes every layer unit a search over a model can visit (the same `search_grid` `amc lut build`
 measures) as a small ONNX file, the NCHWc round-trip models ONNX Runtime's border correction needs, whole
 thinned networks to calibrate and validate with, a manifest with the sha256 of every file, and the standalone
-runner (`hwmodel/lut/runner_script.py`, stdlib + numpy + the runtime only). `import_results` turns the runner's
-results.json into a LUT: entries, the device's fingerprint (not this machine's), the per-network fit on the
+runner (`hwmodel/lut/runner_script.py`, stdlib + numpy + the runtime only). The models carry no weights: their
+large initializers are ONNX external data in .bin files the bundle does not hold, which the runner writes from
+seeded random numbers on the device (`externalize`; only shapes matter for a timing). `import_results` turns the
+runner's results.json into a LUT: entries, the device's fingerprint (not this machine's), the per-network fit on the
 calibration networks, and its fidelity on the validation networks.
 """
 
@@ -18,6 +20,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,13 +45,19 @@ from hwmodel.lut.fingerprint import TIMING_METHOD
 from hwmodel.spec import LayerSpec
 
 MANIFEST_SCHEMA = "amc-unit-bundle"
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
+"""2: weights are ONNX external data the runner writes on the device (`externalize`); 1 embedded them."""
 RESULTS_SCHEMA = "amc-unit-bundle-results"
 RESULTS_SCHEMA_VERSION = 1
 RUNTIMES = ("onnxruntime", "openvino")
 RUNNER_NAME = "amc_lut_runner.py"
 OWN_PARTS = ("unit", "rt", "net", "manifest.json", RUNNER_NAME)
 """What an export writes into its folder (and, with force, replaces)."""
+EMBED_BYTES = 1024
+"""Float initializers this size or larger become external data; smaller ones (biases, BN parameters of narrow
+layers, Clip bounds) stay in the model file."""
+EXTERNAL_ALIGN = 4096
+"""Offsets of external tensors within their weights file are multiples of this (as onnx aligns large ones)."""
 
 
 @dataclass(frozen=True)
@@ -153,6 +162,60 @@ def _atomic_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
+Distribution = dict[str, Any]
+
+
+def unit_distribution(name: str, array: np.ndarray) -> Distribution:
+    """The distribution `onnx_unit` draws an initializer from: BN scales and variances uniform(0.5, 1.5) (a
+    variance must be positive), everything else standard normal."""
+    if name.endswith(("_scale", "_var")):
+        return {"dist": "uniform", "low": 0.5, "high": 1.5}
+    return {"dist": "normal", "mean": 0.0, "std": 1.0}
+
+
+def network_distribution(name: str, array: np.ndarray) -> Distribution:
+    """A normal distribution with the exported tensor's own mean and spread (so that activations through a whole
+    untrained network keep about the magnitudes they had)."""
+    return {"dist": "normal", "mean": float(array.mean()), "std": float(array.std())}
+
+
+def externalize(
+    model_bytes: bytes, weights: str, distribution: Callable[[str, np.ndarray], Distribution]
+) -> tuple[bytes, dict[str, Any] | None]:
+    """The model with every float32 initializer of EMBED_BYTES or more stored as ONNX external data in the file
+    `weights` (a name in the model's folder, which the bundle does not carry), and what the runner needs to write
+    that file: its size and, per tensor, offset, length and the distribution to draw its values from. The graph
+    (nodes, shapes, attributes) is unchanged: initializers read from external data are still initializers, so
+    ONNX Runtime folds and fuses them as before. (bytes, None) when nothing is large enough."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load_model_from_string(model_bytes)
+    tensors: list[dict[str, Any]] = []
+    offset = 0
+    for tensor in model.graph.initializer:
+        if tensor.data_type != TensorProto.FLOAT or len(tensor.raw_data) < EMBED_BYTES:
+            continue
+        array = numpy_helper.to_array(tensor)
+        length = len(tensor.raw_data)
+        offset = -(-offset // EXTERNAL_ALIGN) * EXTERNAL_ALIGN
+        tensors.append({"name": tensor.name, "offset": offset, "length": length, **distribution(tensor.name, array)})
+        tensor.ClearField("raw_data")
+        tensor.data_location = TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        for key, value in (("location", weights), ("offset", str(offset)), ("length", str(length))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+        offset += length
+    if not tensors:
+        return model_bytes, None
+    return model.SerializeToString(), {"bytes": offset, "tensors": tensors}
+
+
+def _external_entry(folder: str, name: str, found: dict[str, Any] | None) -> dict[str, Any]:
+    return {"weights": None} if found is None else {"weights": {"file": f"{folder}/{name}", **found}}
+
+
 def bundle_networks(
     network: Network, grid: Grid, calibrate: int, validate: int, seed: int
 ) -> list[tuple[str, str, Kept]]:
@@ -204,6 +267,7 @@ def export_bundle(
         for spec in specs:
             unit = _unit_id(spec)
             model_bytes, example = onnx_unit(spec)
+            model_bytes, weights = externalize(model_bytes, f"{unit}.bin", unit_distribution)
             _write(out / "unit" / f"{unit}.onnx", model_bytes, hashes, out)
             borders = {}
             for border, shape in (
@@ -219,18 +283,21 @@ def export_bundle(
             units.append({
                 "id": unit, "file": f"unit/{unit}.onnx", "key": spec.key(), "spec": spec.to_dict(),
                 "input_shape": list(example.shape), "round_trips": borders,
+                **_external_entry("unit", f"{unit}.bin", weights),
             })  # fmt: skip
             bar.update()
         shape = (1, *network.input_size)
         for name, role, kept in variants:
             model = prune_network(network.model, network.table, kept).model
             model_bytes, _ = exported_network(model, shape, timing.threads)
+            model_bytes, weights = externalize(model_bytes, f"{name}.bin", network_distribution)
             _write(out / "net" / f"{name}.onnx", model_bytes, hashes, out)
             layer_specs = network.table.specs(kept)
             nets.append({
                 "name": name, "file": f"net/{name}.onnx", "role": role, "input_shape": list(shape),
                 "kept": {str(group): count for group, count in sorted(kept.items())},
                 "spec_keys": [s.key() for s in layer_specs], "macs": sum(s.macs for s in layer_specs),
+                **_external_entry("net", f"{name}.bin", weights),
             })  # fmt: skip
             bar.update()
     runner = runner_source().encode()

@@ -16,6 +16,11 @@ paused; the repeats split into round-robin passes over a batch of units, keeping
 (median, interquartile range, minimum); ONNX Runtime with the same session options as amc, and each unit
 without the blocked-layout (NCHWc) conversions at its borders, which a layer inside a network does not pay.
 
+The weights of the units and networks are not in the bundle (their values do not matter for a timing, only their
+shapes): each model file refers to its weights as ONNX external data in a .bin file next to it, which this runner
+writes from seeded random numbers of the distribution the manifest names just before loading the model, and
+deletes once the model is timed (so a small board needs the disk space of one batch of weights at a time).
+
 Resumable: progress is saved (atomically) every --save-every seconds and after every batch; a runner stopped
 by Ctrl-C, kill -9 or a reboot continues where it stopped when started again with the same settings. Exit 2
 means bad input (a missing or altered bundle file, an unknown or missing runtime, a resume with other settings).
@@ -27,6 +32,7 @@ lives in amc as hwmodel/lut/runner_script.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -44,7 +50,8 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST_SCHEMA = "amc-unit-bundle"
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
+"""2: the models' weights are external data this runner writes next to them (`materialize`) before loading."""
 RESULTS_SCHEMA = "amc-unit-bundle-results"
 RESULTS_SCHEMA_VERSION = 1
 RUNTIMES = ("onnxruntime", "openvino")
@@ -152,6 +159,60 @@ def random_input(shape: list[int]) -> Any:
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
+WEIGHTS_SEED = 0
+
+
+def weights_path(bundle: Path, entry: dict) -> Path | None:
+    """Where the weights of a unit or network go (next to its model file), or None if it has none outside it."""
+    weights = entry.get("weights")
+    if not weights:
+        return None
+    name = Path(weights["file"])
+    if name.is_absolute() or ".." in name.parts or name.parent != Path(entry["file"]).parent:
+        raise BadInput(f"the manifest names weights file {weights['file']!r} outside its model's folder: export again.")
+    return bundle / name
+
+
+def materialize(bundle: Path, entry: dict) -> Path | None:
+    """Write the external weights of a unit or network: seeded random float32 values of each tensor's
+    distribution at its offset (the same values every time). The path written, or None."""
+    import numpy as np
+
+    path = weights_path(bundle, entry)
+    if path is None:
+        return None
+    rng = np.random.default_rng(WEIGHTS_SEED)
+    try:
+        with path.open("wb") as stream:
+            for tensor in entry["weights"]["tensors"]:
+                count = tensor["length"] // 4
+                if tensor["dist"] == "uniform":
+                    values = rng.uniform(tensor["low"], tensor["high"], count)
+                elif tensor["dist"] == "normal":
+                    values = rng.normal(tensor["mean"], tensor["std"], count)
+                else:
+                    raise BadInput(
+                        f"the manifest names an unknown weight distribution {tensor['dist']!r}: export again."
+                    )
+                stream.seek(tensor["offset"])
+                stream.write(values.astype("<f4").tobytes())
+            stream.truncate(entry["weights"]["bytes"])
+    except OSError as error:
+        raise BadInput(
+            f"cannot write the weights file {path} ({error}): the runner writes each model's weights next to it "
+            "before timing it, so the bundle folder must be writable and have room for one batch of them."
+        ) from None
+    return path
+
+
+def discard(paths: list[Path | None]) -> None:
+    """Delete materialised weights once their models are timed (they are written again on a resume)."""
+    for path in paths:
+        if path is not None:
+            with contextlib.suppress(OSError):  # e.g. still mapped on Windows; written again on a resume
+                path.unlink()
+
+
 # ---------------------------------------------------------------- ONNX files without the onnx package
 
 
@@ -217,7 +278,8 @@ class OrtRuntime:
     def fingerprint(self) -> dict[str, str]:
         return {"onnxruntime": self.version, "provider": ORT_PROVIDER, "graph_optimization": ORT_OPTIMIZATION}
 
-    def session(self, model: bytes, optimized: Path | None = None) -> Any:
+    def session(self, model: Path, optimized: Path | None = None) -> Any:
+        """A session of the model file (from its path, so that its external weights are read from its folder)."""
         ort = self.ort
         options = ort.SessionOptions()
         if optimized is not None:
@@ -227,7 +289,7 @@ class OrtRuntime:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        return ort.InferenceSession(model, options, providers=[ORT_PROVIDER])
+        return ort.InferenceSession(str(model), options, providers=[ORT_PROVIDER])
 
     def bound(self, session: Any, example: Any) -> Timer:
         """`run_with_iobinding` with the input bound once."""
@@ -237,10 +299,10 @@ class OrtRuntime:
             binding.bind_output(output.name)
         return lambda repeats: time_callable(lambda: session.run_with_iobinding(binding), self.warmup, repeats)
 
-    def timer(self, model: bytes, shape: list[int]) -> Timer:
+    def timer(self, model: Path, shape: list[int]) -> Timer:
         return self.bound(self.session(model), random_input(shape))
 
-    def unit_timer(self, model: bytes, shape: list[int]) -> tuple[Timer, list[str]]:
+    def unit_timer(self, model: Path, shape: list[int]) -> tuple[Timer, list[str]]:
         """The unit's timer and which borders ("input", "output") its optimised graph converts to NCHWc."""
         with tempfile.TemporaryDirectory() as folder:
             optimized = Path(folder) / "unit.onnx"
@@ -265,11 +327,9 @@ class OpenVinoRuntime:
     def fingerprint(self) -> dict[str, str]:
         return {"openvino": self.version, "provider": OPENVINO_DEVICE, "precision": OPENVINO_PRECISION}
 
-    def timer(self, model: bytes, shape: list[int]) -> Timer:
-        import numpy as np
-
+    def timer(self, model: Path, shape: list[int]) -> Timer:
         ov = self.ov
-        read = self.core.read_model(model=model, weights=ov.Tensor(np.empty(0, dtype=np.uint8)))
+        read = self.core.read_model(str(model))  # external weights are read from the model's folder
         compiled = self.core.compile_model(
             read,
             OPENVINO_DEVICE,
@@ -284,7 +344,7 @@ class OpenVinoRuntime:
         request.set_input_tensor(ov.Tensor(random_input(shape)))
         return lambda repeats: time_callable(request.infer, self.warmup, repeats)
 
-    def unit_timer(self, model: bytes, shape: list[int]) -> tuple[Timer, list[str]]:
+    def unit_timer(self, model: Path, shape: list[int]) -> tuple[Timer, list[str]]:
         return self.timer(model, shape), []
 
 
@@ -360,10 +420,11 @@ def load_manifest(bundle: Path) -> tuple[dict[str, Any], str]:
     if not isinstance(manifest, dict) or manifest.get("schema") != MANIFEST_SCHEMA:
         raise BadInput(f"{path} is not an amc unit bundle manifest: copy the bundle again.")
     version = manifest.get("schema_version")
-    if not isinstance(version, int) or version > MANIFEST_SCHEMA_VERSION:
+    if version != MANIFEST_SCHEMA_VERSION:
         raise BadInput(
-            f"{path} has schema_version {version!r}; this runner reads {MANIFEST_SCHEMA_VERSION}. Use the "
-            "amc_lut_runner.py that came in the same bundle."
+            f"{path} has schema_version {version!r}; this runner reads only {MANIFEST_SCHEMA_VERSION} (bundles of "
+            "another amc version store their weights differently). Use the amc_lut_runner.py that came in the "
+            "same bundle, or export the bundle again with this amc."
         )
     bad = []
     for name, digest in sorted(manifest["files"].items()):
@@ -490,7 +551,7 @@ def round_trip_ms(runtime: Any, bundle: Path, entry: dict, results: dict, progre
     """Median ms of one activation converted to NCHWc and back (timed once per shape, kept in the results)."""
     file = entry["file"]
     if file not in results["round_trips"]:
-        timer = runtime.timer((bundle / file).read_bytes(), entry["shape"])
+        timer = runtime.timer(bundle / file, entry["shape"])
         results["round_trips"][file] = timer(repeats).median_ms
         progress.save()
     return float(results["round_trips"][file])
@@ -505,8 +566,9 @@ def time_units(runtime: Any, bundle: Path, manifest: dict, args: argparse.Namesp
         batch = todo[start : start + args.batch]
         timers: list[Timer] = []
         notes = []
+        written = [materialize(bundle, unit) for unit in batch]
         for unit in batch:
-            timer, borders = runtime.unit_timer((bundle / unit["file"]).read_bytes(), unit["input_shape"])
+            timer, borders = runtime.unit_timer(bundle / unit["file"], unit["input_shape"])
             shapes = [unit["round_trips"][border] for border in borders]
             correction = sum(
                 round_trip_ms(runtime, bundle, round_trips[name], results, progress, args.repeats) for name in shapes
@@ -516,6 +578,8 @@ def time_units(runtime: Any, bundle: Path, manifest: dict, args: argparse.Namesp
             notes.append({"reorders": borders, "correction_ms": correction})
         for unit, measurement, note in zip(batch, interleaved(timers, args.repeats, args.rounds), notes):
             results["units"][unit["id"]] = {**measurement.to_dict(), **note}
+        timers.clear()
+        discard(written)
         progress.save(force=True)
 
 
@@ -523,7 +587,7 @@ def network_pools(networks: list[dict], bundle: Path) -> list[list[dict]]:
     pools: list[list[dict]] = [[]]
     held = 0
     for network in networks:
-        size = (bundle / network["file"]).stat().st_size
+        size = (bundle / network["file"]).stat().st_size + (network.get("weights") or {}).get("bytes", 0)
         if pools[-1] and held + size > POOL_BYTES:
             pools.append([])
             held = 0
@@ -537,9 +601,12 @@ def time_networks(runtime: Any, bundle: Path, manifest: dict, args: argparse.Nam
     results = progress.results
     todo = [network for network in manifest["networks"] if network["name"] not in results["networks"]]
     for pool in network_pools(todo, bundle):
-        timers = [runtime.timer((bundle / n["file"]).read_bytes(), n["input_shape"]) for n in pool]
+        written = [materialize(bundle, n) for n in pool]
+        timers = [runtime.timer(bundle / n["file"], n["input_shape"]) for n in pool]
         for network, measurement in zip(pool, interleaved(timers, args.repeats, args.rounds)):
             results["networks"][network["name"]] = measurement.to_dict()
+        timers.clear()
+        discard(written)
         progress.save(force=True)
 
 

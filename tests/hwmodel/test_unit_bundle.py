@@ -115,15 +115,68 @@ def test_runner_finds_the_reorders_amc_finds_without_the_onnx_package(bundle: Pa
     from hwmodel.spec import LayerSpec
 
     manifest = json.loads((bundle / "manifest.json").read_text())
+    copy = fresh_copy(bundle, tmp_path)
     for unit in manifest["units"][:8]:
+        runner_script.materialize(copy, unit)
         optimized = tmp_path / f"{unit['id']}.onnx"
         options = ort.SessionOptions()
         options.optimized_model_filepath = str(optimized)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        ort.InferenceSession(str(bundle / unit["file"]), options, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(str(copy / unit["file"]), options, providers=["CPUExecutionProvider"])
         ops = {op for domain, op in runner_script.node_ops(optimized.read_bytes()) if domain == "com.microsoft.nchwc"}
         spec = LayerSpec.from_dict(unit["spec"])
         assert len(reorder_shapes(optimized, spec)) == len({"ReorderInput", "ReorderOutput"} & ops)
+
+
+def test_weights_are_external_data_the_runner_writes_and_deletes(
+    bundle: Path, timed: Path, no_amc_env: dict[str, str], tmp_path: Path
+):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from amc.costs.unit_bundle import EMBED_BYTES
+    from hwmodel.lut import runner_script
+    from hwmodel.lut.backends import onnx_unit
+    from hwmodel.spec import LayerSpec
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["schema_version"] == runner_script.MANIFEST_SCHEMA_VERSION == 2
+    entries = manifest["units"] + manifest["networks"]
+    assert all((bundle / entry["file"]).stat().st_size < 4096 for entry in entries)  # no weights in the files
+    assert not list(bundle.glob("*/*.bin")) and not list(timed.glob("*/*.bin"))  # not shipped; deleted when timed
+    for entry in entries:
+        model = onnx.load_model(str(bundle / entry["file"]), load_external_data=False)
+        assert all(len(t.raw_data) < EMBED_BYTES for t in model.graph.initializer)
+    unit = next(u for u in manifest["units"] if u["weights"] and "bn" in u["spec"]["fused"])
+    copy = fresh_copy(bundle, tmp_path)
+    path = runner_script.materialize(copy, unit)
+    assert path is not None and path.stat().st_size == unit["weights"]["bytes"]
+    # The same graph as amc's own unit, its large initializers drawn from the distributions onnx_unit uses.
+    ours = onnx.load_model_from_string(onnx_unit(LayerSpec.from_dict(unit["spec"]))[0])
+    theirs = onnx.load_model(str(copy / unit["file"]))
+    assert [(n.op_type, list(n.input), n.attribute) for n in ours.graph.node] == [
+        (n.op_type, list(n.input), n.attribute) for n in theirs.graph.node
+    ]
+
+    def shapes(model: onnx.ModelProto) -> dict[str, list[int]]:
+        return {t.name: list(t.dims) for t in model.graph.initializer}
+
+    assert shapes(ours) == shapes(theirs)
+    for tensor in theirs.graph.initializer:
+        values = numpy_helper.to_array(tensor)
+        assert values.dtype == np.float32 and np.isfinite(values).all()
+        if tensor.name.endswith(("_scale", "_var")):
+            assert values.min() >= 0.5 and values.max() <= 1.5
+    session = ort.InferenceSession(str(copy / unit["file"]), providers=["CPUExecutionProvider"])
+    x = np.zeros(unit["input_shape"], dtype=np.float32)
+    assert np.isfinite(session.run(None, {"x": x})[0]).all()
+    for version in (1, 3):  # a bundle that stores its weights otherwise is refused, not misread
+        old = fresh_copy(bundle, tmp_path / f"v{version}")
+        (old / "manifest.json").write_text(json.dumps({**manifest, "schema_version": version}))
+        found = run_runner(old, no_amc_env)
+        assert found.returncode == 2 and f"schema_version {version}" in found.stderr and "export" in found.stderr
 
 
 def test_export_import_and_price_with_a_foreign_lut(timed: Path, tmp_path: Path, capsys):
