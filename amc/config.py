@@ -40,6 +40,9 @@ SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2")
 """`search.selection`: the keys of amc.pruning.selection.SELECTORS."""
 ALGORITHMS = ("ddpg", "td3", "sac")
 """`agent.algorithm`: the keys of amc.agents.algorithms.ALGORITHMS."""
+MEASURED_TOLERANCE = 0.02
+"""How far over the budget a measured latency may be and still meet it (after a search, in `amc evaluate`): timings
+of one network wander by a per cent or two from one run to the next on a quiet machine."""
 LUT_BACKENDS = ("onnxruntime", "torch", "openvino", "torch-cuda")
 """`cost.lut_backend`: hwmodel.lut.BACKENDS."""
 OPTIMIZERS = ("sgd", "adamw")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from amc.cli.common import add_config_arguments, check_checkpoint, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
-from amc.deliver.sources import BUDGET_TOLERANCE, LatencySettings, schedule_source
+from amc.config import MEASURED_TOLERANCE
+from amc.deliver.sources import LatencySettings, schedule_source
 
 BUDGET_MISSED = 3
 """Exit status of `amc evaluate --require-budget` when the deployed network misses the budget."""
@@ -49,9 +50,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"exit with status {BUDGET_MISSED} when the deployed network misses the search's "
                         "budget: its measured latency by more than --budget-tolerance (a LUT budget), or its cost "
                         "by the cost model (any other budget); a CI gate")  # fmt: skip
-    parser.add_argument("--budget-tolerance", type=float, default=100 * BUDGET_TOLERANCE, metavar="PCT",
+    parser.add_argument("--budget-tolerance", type=float, default=100 * MEASURED_TOLERANCE, metavar="PCT",
                         help="per cent over the budget a measured latency may be and still meet it "
-                        f"(default {100 * BUDGET_TOLERANCE:g})")  # fmt: skip
+                        f"(default {100 * MEASURED_TOLERANCE:g})")  # fmt: skip
     parser.set_defaults(func=run)
 
 

@@ -20,7 +20,8 @@ from typing import Any
 
 from torch import nn
 
-from amc.deliver.sources import BUDGET_TOLERANCE, check_tolerance
+from amc.config import MEASURED_TOLERANCE
+from amc.deliver.sources import check_tolerance
 from amc.problem import Budget
 from hwmodel import CostModel
 from hwmodel.lut import LutCostModel
@@ -130,7 +131,7 @@ def measured_check(
     runtime: str,
     threads: int,
     batch: int,
-    tolerance: float = BUDGET_TOLERANCE,
+    tolerance: float = MEASURED_TOLERANCE,
     dense_ms: float | None = None,
     timed: str = "",
     note: str = "",
@@ -205,7 +206,7 @@ def check_budget(
     pruned: nn.Module,
     input_size: tuple[int, int, int],
     onnx_file: Path | None = None,
-    tolerance: float = BUDGET_TOLERANCE,
+    tolerance: float = MEASURED_TOLERANCE,
     repeats: int = 30,
 ) -> Verdict:
     """The verdict for the strategy priced at `cost` by `cost_model`: measured on the LUT's runtime, device,

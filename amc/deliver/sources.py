@@ -6,11 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from amc.config import MEASURED_TOLERANCE
 from amc.errors import UserError
 
-BUDGET_TOLERANCE = 0.02
-"""How far over the budget a measured latency may be and still meet it: timings of one network wander by a per
-cent or two from one run to the next on a quiet machine."""
 SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
 """What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
 
@@ -22,7 +20,7 @@ class LatencySettings:
     batch: int = 64
     """The throughput batch (images per call), measured beside batch 1."""
     repeats: int = 30
-    tolerance: float = BUDGET_TOLERANCE
+    tolerance: float = MEASURED_TOLERANCE
     """Share of a latency budget the deployed network's measurement may exceed it by (--budget-tolerance / 100)."""
 
     def __post_init__(self) -> None:
@@ -42,7 +40,7 @@ def check_tolerance(tolerance: float) -> None:
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
         raise UserError(
             f"the budget tolerance is {tolerance!r} of the budget; it must be a share in [0, 1).",
-            fix=f"use --budget-tolerance PCT with a per cent in [0, 100), e.g. {100 * BUDGET_TOLERANCE:g} (default).",
+            fix=f"use --budget-tolerance PCT with a per cent in [0, 100), e.g. {100 * MEASURED_TOLERANCE:g} (default).",
         )
 
 

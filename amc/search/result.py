@@ -127,13 +127,12 @@ def _verify(task: Task, folder: RunFolder, log: Callable[[str], None]) -> Budget
     top = task.config.search.verify_top
     if not top or not isinstance(folder.best_result, Strategy) or not measured_budget_applies(problem):
         return None
-    check, replacement, _ = verify_budget(problem, folder, task.input_size, top)
-    if replacement is not None and check.chosen is not None:
+    check, replacement = verify_budget(problem, folder, task.input_size, top)
+    if replacement is not None:
         assert folder.best_result is not None
         folder.best_result.save(folder.path / BY_COST_MODEL_FILE)
-        chosen = check.candidates[check.chosen]
-        folder.best_row = next(row for row in folder.episode_rows() if row.episode == chosen.episode)
-        folder.save_best(replacement)
+        folder.best_row, strategy = replacement
+        folder.save_best(strategy)
     log(check.verdict())
     return check
 

@@ -11,18 +11,15 @@ miss; the most rewarding candidate that meets the rescaled budget is the search'
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from torch import nn
 
+from amc.config import MEASURED_TOLERANCE
 from amc.problem import PruningProblem
 from amc.pruning import Strategy, prune_network
 from amc.search.run_folder import EpisodeRow, RunFolder
 from hwmodel.lut import LutCostModel
-
-MEASURED_TOLERANCE = 0.02
-"""A candidate measured up to 2% over the rescaled budget still meets it: repeated timings of one network on an
-idle machine spread about that much, so a stricter test would reject on noise."""
 
 BY_COST_MODEL_FILE = "best_by_cost_model_strategy.json"
 """Where the cost model's best is kept when a measured check replaced it."""
@@ -119,7 +116,8 @@ def candidate_rows(folder: RunFolder, problem: PruningProblem, top: int) -> list
         if key in seen or not math.isclose(problem.cost(decisions), row.cost, rel_tol=1e-4):
             continue
         seen.add(key)
-        found.append((row, problem.result(decisions, best.metadata)))  # type: ignore[arg-type]
+        metadata = replace(best.metadata, cost=row.cost, accuracy=row.accuracy)
+        found.append((row, problem.result(decisions, metadata)))  # type: ignore[arg-type]
     return found
 
 
@@ -129,11 +127,11 @@ def _nearest(counts: list[int], target: float) -> int:
 
 def verify_budget(
     problem: PruningProblem, folder: RunFolder, input_size: tuple[int, int, int], top: int
-) -> tuple[BudgetVerification, Strategy | None, float]:
+) -> tuple[BudgetVerification, tuple[EpisodeRow, Strategy] | None]:
     """Measure the dense network and the top candidates together on the LUT's backend.
 
-    Returns the verification, the strategy the search should return instead of its best (None: keep the best),
-    and the dense network's measured ms.
+    Returns the verification and the row and strategy the search should return instead of its best (None: keep
+    the best).
     """
     lut = problem.cost_model
     assert isinstance(lut, LutCostModel)
@@ -156,5 +154,4 @@ def verify_budget(
         f"{lut.table.backend}, {lut.table.settings['threads']} thread(s)", budget.value, budget.dense_cost, dense_ms,
         measured_budget, MEASURED_TOLERANCE, rows, chosen,
     )  # fmt: skip
-    replacement = candidates[chosen][1] if chosen not in (None, 0) else None
-    return verification, replacement, dense_ms
+    return verification, candidates[chosen] if chosen not in (None, 0) else None

@@ -461,6 +461,13 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 SETTINGS = ("runtime", "threads", "warmup", "repeats", "rounds")
 
 
+def _differences(stored: dict, wanted: dict, label: str) -> list[str]:
+    """'key stored (label wanted)' for every key of `wanted` whose value in `stored` differs."""
+    return [
+        f"{key} {stored.get(key)!r} ({label} {value!r})" for key, value in wanted.items() if stored.get(key) != value
+    ]
+
+
 def start_results(path: Path, manifest_sha: str, settings: dict[str, Any], fingerprint: dict[str, str]) -> dict:
     """The results so far at `path` (same bundle, settings and device), or a fresh record."""
     fresh = {
@@ -488,21 +495,13 @@ def start_results(path: Path, manifest_sha: str, settings: dict[str, Any], finge
             f"{path} holds results of another bundle (its manifest hash differs): move it away to start afresh "
             "here, or pass --out with another file."
         )
-    differing = [
-        f"{key} {found['settings'].get(key)!r} (asked {value!r})"
-        for key, value in settings.items()
-        if found["settings"].get(key) != value
-    ]
+    differing = _differences(found["settings"], settings, "asked")
     if differing:
         raise BadInput(
             f"{path} was started with other settings: {', '.join(differing)}. Resume it with the settings it was "
             "started with (the same flags), or move it away (or pass --out) to start a run with the new ones."
         )
-    moved = [
-        f"{key} {found['fingerprint'].get(key)!r} (here {value!r})"
-        for key, value in fingerprint.items()
-        if found["fingerprint"].get(key) != value
-    ]
+    moved = _differences(found["fingerprint"], fingerprint, "here")
     if moved:
         raise BadInput(
             f"{path} was started on another device or setup: {', '.join(moved)}. Finish it there, or move it "

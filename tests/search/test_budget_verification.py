@@ -84,6 +84,7 @@ def test_a_best_that_misses_when_measured_falls_back_to_one_that_meets(lut_path:
     kept = Strategy.load(run / BY_COST_MODEL_FILE)
     returned = Strategy.load(run / "best_strategy.json")
     assert kept != returned
+    assert returned.metadata.accuracy == fallback["accuracy"] and returned.metadata.cost == fallback["predicted"]
     assert any("MISSES it" in line and f"episode {fallback['episode']}" in line for line in summary["log"])
 
 
