@@ -92,12 +92,14 @@ class ModelledBudget:
     cost_model: str
     meets: bool
     kind: str = "modelled"
+    reason: str = "nothing to measure (not a measured-latency LUT)"
+    """Why nothing was measured here."""
 
     def line(self) -> str:
         met = "met" if self.meets else "NOT met"
         return (
             f"budget check: the {self.metric} budget {self.budget:.4g} {self.unit} is {met} by the cost model "
-            f"({self.cost_model}: {self.cost:.4g} {self.unit}); nothing to measure (not a measured-latency LUT)"
+            f"({self.cost_model}: {self.cost:.4g} {self.unit}); {self.reason}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -213,16 +215,19 @@ def check_budget(
     threads and batch when the budget is a measured latency, else the cost model's own."""
     check_tolerance(tolerance)
     lut = measured_lut(cost_model)
+    meets = cost <= budget.value * (1 + 1e-9)
     if lut is None or budget.metric != "latency":
-        meets = cost <= budget.value * (1 + 1e-9)
         return ModelledBudget(budget.metric, budget.unit, budget.value, cost, cost_model.name, meets)
+    if lut.foreign:  # timings here say nothing about the device the LUT prices
+        return ModelledBudget(
+            budget.metric, budget.unit, budget.value, cost, cost_model.name, meets,
+            reason="not measured here: the LUT was measured on another device; time the exported model.onnx there "
+            "(e.g. with the runner of a unit bundle, `amc lut export-units`)",
+        )  # fmt: skip
     table = lut.table
     threads, batch = int(table.settings["threads"]), table.batch
     dense_ms, pruned_ms, timed = time_pair(
         table.backend, threads, dense, pruned, (batch, *input_size), onnx_file,
         warmup=int(table.settings["warmup"]), repeats=repeats, options=table.backend_options(),
     )  # fmt: skip
-    note = "the LUT was measured on another device: this machine is not the one it predicts" if lut.foreign else ""
-    return measured_check(
-        pruned_ms, cost, budget.value, table.backend, threads, batch, tolerance, dense_ms, timed, note
-    )
+    return measured_check(pruned_ms, cost, budget.value, table.backend, threads, batch, tolerance, dense_ms, timed)

@@ -95,6 +95,16 @@ def test_a_budget_in_another_metric_is_the_cost_models_and_nothing_is_measured()
     assert verdict_from_dict(json.loads(json.dumps(over.to_dict()))) == over
 
 
+def test_a_lut_of_another_device_is_not_timed_here() -> None:
+    dense, pruned = tiny_pair()
+    lut = LutCostModel(LatencyTable.create("onnxruntime", threads=1, warmup=2, repeats=3), foreign=True)
+    budget = Budget("latency", "ms", 1e-6, 2e-6, 1e-7)  # timed here, this would miss by orders of magnitude
+    verdict = check_budget(lut, budget, 5e-7, dense, pruned, (3, 16, 16))
+    assert isinstance(verdict, ModelledBudget) and verdict.meets
+    assert "measured on another device" in verdict.line() and "export-units" in verdict.line()
+    assert verdict_from_dict(json.loads(json.dumps(verdict.to_dict()))) == verdict
+
+
 def test_the_onnx_file_is_timed_on_the_luts_runtime_threads_and_batch(tmp_path: Path) -> None:
     dense, pruned = tiny_pair()
     onnx_file = export_onnx(pruned, tmp_path / "model.onnx", (3, 16, 16)).path
