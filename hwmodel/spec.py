@@ -17,6 +17,11 @@ OPS = ("conv", "dwconv", "gconv", "linear")
 
 SPARSITY_PATTERNS = ("dense", "element")
 
+FULL_PRECISION_BITS = 32
+"""Bits of a layer that is not quantized (float32)."""
+QUANTIZED_BITS = range(2, 9)
+"""Bit-widths a quantized layer may have (HAQ's [2, 8]); anything else is full precision."""
+
 
 def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     if isinstance(value, int):
@@ -32,6 +37,8 @@ class LayerSpec:
     A linear layer is a 1x1 "conv" on a 1x1 feature map: in/out channels are its in/out features.
     `fused` names what runs right after the layer as one unit (e.g. ("bn", "relu")); LUTs time them together.
     `weight_density` < 1 with `sparsity_pattern="element"` describes fine-grained (masked) pruning.
+    `weight_bits` / `activation_bits` (2-8, or 32 for float) describe a quantized layer for the cost models that
+    know bits (size, energy, roofline bytes, bit-serial accelerators); measured LUTs time the layer as `dtype`.
     """
 
     op: str
@@ -49,6 +56,8 @@ class LayerSpec:
     fused: tuple[str, ...] = ()
     weight_density: float = 1.0
     sparsity_pattern: str = "dense"
+    weight_bits: int = FULL_PRECISION_BITS
+    activation_bits: int = FULL_PRECISION_BITS
 
     def __post_init__(self) -> None:
         for name in ("kernel", "stride", "padding", "dilation", "in_hw"):
@@ -67,6 +76,10 @@ class LayerSpec:
             raise ValueError(f"LayerSpec.weight_density must be in [0, 1], got {self.weight_density}")
         if self.sparsity_pattern not in SPARSITY_PATTERNS:
             raise ValueError(f"LayerSpec.sparsity_pattern must be one of {SPARSITY_PATTERNS}")
+        for name in ("weight_bits", "activation_bits"):
+            bits = getattr(self, name)
+            if bits != FULL_PRECISION_BITS and bits not in QUANTIZED_BITS:
+                raise ValueError(f"LayerSpec.{name} must be 2-8 or {FULL_PRECISION_BITS} (float), got {bits!r}")
 
     @property
     def out_hw(self) -> tuple[int, int]:
@@ -109,6 +122,17 @@ class LayerSpec:
         return self.batch * self.out_channels * out_h * out_w
 
     @property
+    def quantized(self) -> bool:
+        return (self.weight_bits, self.activation_bits) != (FULL_PRECISION_BITS, FULL_PRECISION_BITS)
+
+    @property
+    def weight_bytes(self) -> float:
+        """Storage of the weights (bias at full precision) at `weight_bits`, dense or not."""
+        bits = self.weight_bits if self.weight_bits != FULL_PRECISION_BITS else 8 * self.bytes_per_element
+        bias = self.out_channels * 4 if self.bias else 0
+        return self.weight_count * bits / 8 + bias
+
+    @property
     def bytes_per_element(self) -> int:
         return {"float32": 4, "float16": 2, "bfloat16": 2, "int8": 1}.get(self.dtype, 4)
 
@@ -121,10 +145,12 @@ class LayerSpec:
         h, w = self.in_hw
         fused = "+".join(self.fused) or "none"
         density = f"{self.weight_density:.4f}" if self.sparsity_pattern != "dense" else "1"
+        # Full-precision keys stay as they were before bits existed, so every stored LUT still matches.
+        bits = f"|w{self.weight_bits}a{self.activation_bits}" if self.quantized else ""
         return (
             f"v{SPEC_KEY_VERSION}|{self.op}|i{self.in_channels}|o{self.out_channels}|k{kh}x{kw}|s{sh}x{sw}"
             f"|p{ph}x{pw}|d{dh}x{dw}|g{self.groups}|hw{h}x{w}|b{self.batch}|bias{int(self.bias)}"
-            f"|{self.dtype}|f:{fused}|{self.sparsity_pattern}:{density}"
+            f"|{self.dtype}|f:{fused}|{self.sparsity_pattern}:{density}{bits}"
         )
 
     def with_channels(self, in_channels: int, out_channels: int) -> LayerSpec:
@@ -139,7 +165,12 @@ class LayerSpec:
         pattern = "dense" if math.isclose(weight_density, 1.0) else "element"
         return replace(self, weight_density=float(weight_density), sparsity_pattern=pattern)
 
+    def with_bits(self, weight_bits: int, activation_bits: int) -> LayerSpec:
+        """The same layer quantized to these bit-widths (32: float)."""
+        return replace(self, weight_bits=int(weight_bits), activation_bits=int(activation_bits))
+
     def to_dict(self) -> dict[str, object]:
+        bits = {"weight_bits": self.weight_bits, "activation_bits": self.activation_bits} if self.quantized else {}
         return {
             "op": self.op,
             "in_channels": self.in_channels,
@@ -156,6 +187,7 @@ class LayerSpec:
             "fused": list(self.fused),
             "weight_density": self.weight_density,
             "sparsity_pattern": self.sparsity_pattern,
+            **bits,
         }
 
     @classmethod
