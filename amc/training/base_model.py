@@ -102,10 +102,14 @@ def load_base_model(
     """The trained base model on the CPU in eval mode; trains (on experiment.device) and caches it first when
     model.checkpoint is auto and missing."""
     path = checkpoint_path(config)
-    model = build_model(config, bundle)
-    if path is None:
+    if path is None:  # random weights, but the same ones every run (seeded by train.seed, global RNG untouched)
+        with torch.random.fork_rng():
+            torch.manual_seed(config.train.seed)
+            model = build_model(config, bundle)
         log("model.checkpoint is none: using random weights (accuracies will be meaningless).")
-    elif path.is_file():
+        return model.eval()
+    model = build_model(config, bundle)
+    if path.is_file():
         load_weights(model, path)
     elif config.model.checkpoint == "auto" and (shipped := shipped_for(config)) is not None:
         load_weights(model, shipped.path)
