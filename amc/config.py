@@ -32,7 +32,7 @@ SEARCH_METHODS = ("amc", "netadapt", "uniform", "sensitivity", "random", "bayes"
 """`search.method`: the keys of amc.search.methods.METHODS."""
 REWARDS = ("acc", "error_log_cost")
 """`search.reward`: the keys of amc.problem.base.REWARDS."""
-GRANULARITIES = ("channel", "element")
+GRANULARITIES = ("channel", "element", "bits", "joint", "vector", "kernel", "filter", "nm")
 """`search.granularity`: the keys of amc.problem.factory.PROBLEMS."""
 EXECUTORS = ("local", "ray")
 """`search.executor`: local worker processes or Ray actors (amc.search.parallel builds them)."""
@@ -45,6 +45,10 @@ MEASURED_TOLERANCE = 0.02
 of one network wander by a per cent or two from one run to the next on a quiet machine."""
 LUT_BACKENDS = ("onnxruntime", "torch", "openvino", "torch-cuda")
 """`cost.lut_backend`: hwmodel.lut.BACKENDS."""
+LUT_PRECISIONS = ("fp32", "int8")
+"""`cost.precision`: hwmodel.lut.fingerprint.PRECISIONS."""
+INT8_LUT_BACKENDS = ("onnxruntime", "openvino")
+"""The `cost.lut_backend`s that time INT8 layers: hwmodel.lut.fingerprint.INT8_BACKENDS."""
 OPTIMIZERS = ("sgd", "adamw")
 """`train.optimizer` and `finetune.optimizer`: what amc.training.loop.make_optimizer builds."""
 DEVICE_PATTERN = re.compile(r"cpu|auto|cuda(:[0-9]+)?")
@@ -64,6 +68,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "search.selection": SELECTIONS,
     "agent.algorithm": ALGORITHMS,
     "cost.lut_backend": LUT_BACKENDS,
+    "cost.precision": LUT_PRECISIONS,
     "train.optimizer": OPTIMIZERS,
     "finetune.optimizer": OPTIMIZERS,
 }
@@ -143,13 +148,17 @@ class TrainSection:
 @dataclass(frozen=True)
 class CostSection:
     model: str = "lut:auto"
-    """Cost model: lut:auto (this machine's measured LUT, built on demand), macs, params, lut:<file>,
-    roofline:<device>, systolic:<preset>, sparse:<base> or energy:<preset>; `amc list devices`."""
+    """Cost model: lut:auto (this machine's measured LUT, built on demand), macs, params, size (weight bytes at
+    their bits), lut:<file>, roofline:<device>, systolic:<preset>, sparse:<base>, energy:<preset>,
+    bitserial:<device> or bitserial-energy:<device>; `amc list devices`."""
     lut_backend: str = "onnxruntime"
     """Backend of the LUT that lut:auto measures: onnxruntime (how CPU deployments run; PyTorch eager's fixed
     per-op dispatch cost hides most of what pruning saves at batch 1), torch, openvino, or torch-cuda (this
     machine's CUDA GPU; refused up front where torch sees none)."""
     allow_foreign_lut: bool = False
+    precision: str = "fp32"
+    """What a measured LUT times its layers as: fp32, or int8 (QDQ INT8 graphs on onnxruntime or openvino): the
+    budget is then an INT8 latency, and lut:auto builds (or a lut:<file> must be) an INT8 LUT."""
     """Accept a LUT measured on another device (with a warning) instead of refusing it."""
 
 
@@ -158,7 +167,7 @@ class BudgetSection:
     ratio: float | None = 0.5
     """Budget as a share of the dense model's cost by the cost model (0.5 = half the latency)."""
     value: float | None = None
-    """Budget in the cost model's own unit (ms, mJ, MACs, params); overrides ratio."""
+    """Budget in the cost model's own unit (ms, mJ, MACs, params, bytes); overrides ratio."""
 
 
 @dataclass(frozen=True)
@@ -212,7 +221,15 @@ class SearchSection:
     writes the resolved number back, so a run's config.yaml records the grid it searched."""
     granularity: str = "channel"
     """channel (filters removed, a thinner network) or element (AMC's fine-grained mode: per-layer weight density,
-    magnitude masks; pair it with a zero-skipping `sparse:<base>` cost model)."""
+    magnitude masks; pair it with a zero-skipping `sparse:<base>` cost model), bits (HAQ's mixed precision: weight
+    and activation bits per layer, fake-quantized) or joint (per group a keep ratio and bits); bits and joint need
+    a cost model that prices bit-widths. Masked like element, in coarser groups of smallest L1 (Mao et al. 2017;
+    pair them with a `sparse@<profile>:<base>` cost model): vector (1 x k kernel rows), kernel (k x k kernels),
+    filter (whole output channels, as masks) or nm (`search.nm`; a per-layer choice: N:M or dense)."""
+    nm: tuple[int, ...] = (2, 4)
+    """[N, M] of `granularity: nm`: keep the N largest of every M consecutive input-channel weights (0 < N < M)."""
+    bits_range: tuple[int, ...] = (2, 8)
+    """[b_min, b_max]: bit-widths of weights and activations the `bits` and `joint` granularities search (HAQ)."""
     reward: str = "acc"
     """acc (budget enforced by clipping) or error_log_cost (-error * log(cost))."""
     selection: str = "lstsq"
@@ -225,6 +242,9 @@ class SearchSection:
     """Re-estimate BatchNorm statistics before scoring a candidate (EagleEye)."""
     bn_images: int = 512
     """Training images used to re-estimate BatchNorm statistics."""
+    rerank_top: int = 5
+    """The best this many candidates within the budget (by reward) are re-scored on the whole search-val split
+    before the result is picked: the max of many noisy slice scores is biased upward (0: no re-ranking)."""
     verify_top: int = 5
     """When the budget is a latency measured by a LUT on this machine: the best this many candidates within the
     budget are timed end to end after the search, and the best that meets the budget when measured is returned
@@ -396,6 +416,32 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), yaml.safe_load(raw)
 
 
+BITS_RANGE_TEXT = "two whole bit-widths [b_min, b_max] with 2 <= b_min <= b_max <= 8"
+
+
+def bits_range_ok(value: Any) -> bool:
+    """Whether `value` is a [b_min, b_max] pair of whole bit-widths within HAQ's 2..8."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(bits, int) and not isinstance(bits, bool) for bits in value)
+        and 2 <= value[0] <= value[1] <= 8
+    )
+
+
+NM_TEXT = "two whole numbers [N, M] with 0 < N < M (N kept of every M weights), e.g. [2, 4]"
+
+
+def nm_ok(value: Any) -> bool:
+    """Whether `value` is an [N, M] pair of whole numbers with 0 < N < M."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and all(isinstance(count, int) and not isinstance(count, bool) for count in value)
+        and 0 < value[0] < value[1]
+    )
+
+
 class _Range(NamedTuple):
     """A cheap check of one value; NaN fails every comparison, so it is refused wherever a range is asked for."""
 
@@ -427,10 +473,13 @@ RANGES: dict[str, _Range] = {
     "search.episodes": _at_least(1),
     "search.lbound": _SHARE,
     "search.rbound": _SHARE,
+    "search.bits_range": _Range(bits_range_ok, BITS_RANGE_TEXT),
+    "search.nm": _Range(nm_ok, NM_TEXT),
     "search.round_to": _Range(
         lambda value: value == AUTO_ROUND_TO or (isinstance(value, int) and value >= 1), "a whole number >= 1 or auto"
     ),
     "search.verify_top": _at_least(0),
+    "search.rerank_top": _at_least(0),
     "search.eval_images": _at_least(1),
     "search.bn_images": _at_least(0),
     "search.workers": _at_least(1),
@@ -510,6 +559,28 @@ def validate_config(
         )
     if cost_model:
         _check_cost_model(config.cost.model, lambda problem, fix: fail("cost.model", problem, fix))
+        _check_precision(config, fail)
+
+
+def _check_precision(config: ExperimentConfig, fail: Callable[[str, str, str], UserError]) -> None:
+    """cost.precision int8 needs a measured LUT (nothing else reads it) on a backend that times INT8."""
+    cost = config.cost
+    if cost.precision != "int8":
+        return
+    if "lut:" not in cost.model:
+        raise fail(
+            "cost.precision",
+            f"cost.precision is int8, but cost.model {cost.model!r} is not a measured LUT: only lut:auto and "
+            "lut:<file> time INT8 layers.",
+            "set cost.model to lut:auto (or an INT8 lut:<file>), or cost.precision to fp32.",
+        )
+    if cost.model == AUTO_LUT and cost.lut_backend not in INT8_LUT_BACKENDS:
+        raise fail(
+            "cost.precision",
+            f"cost.precision is int8, but cost.lut_backend {cost.lut_backend!r} cannot time INT8 layers (INT8 "
+            "units are QDQ ONNX graphs).",
+            f"set cost.lut_backend to {' or '.join(INT8_LUT_BACKENDS)}, or cost.precision to fp32.",
+        )
 
 
 def _check_cost_model(name: str, fail: Callable[[str, str], UserError]) -> None:

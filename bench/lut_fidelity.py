@@ -7,9 +7,12 @@ the dense latency by the LUT: where searches land), per input shape (batch 1, 1 
 timed in one interleaved pool with 5 more calibration runs that the scale and offset are fitted on.
 Bars (judged with that fit, per row): MAPE <= 10%, >= 90% within ±10%, Spearman >= 0.95,
 and a higher rank correlation than the MACs proxy. The stored fit's MAPE and share within ±10%
-are printed too: they add the machine's drift between calibrating and validating. Run on a quiet machine:
+are printed too: they add the machine's drift between calibrating and validating. `--precision int8` does the
+same for INT8 LUTs (units and whole networks timed as QDQ INT8 graphs; onnxruntime and openvino by default).
+Run on a quiet machine:
 
     .venv/bin/python bench/lut_fidelity.py --samples 50
+    .venv/bin/python bench/lut_fidelity.py --samples 50 --precision int8
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import torch
 
 from amc.costs.latency_tables import Grid, calibrate_overhead, load_network, validate_lut
 from hwmodel.lut import LatencyTable, LutCostModel, structure_key
+from hwmodel.lut.fingerprint import PRECISIONS
+from hwmodel.lut.model import require_precision
 from hwmodel.lut.timing import contention_note
 
 CASES = {
@@ -30,12 +35,15 @@ CASES = {
     "resnet20@3x32x32": ("resnet20", (3, 32, 32)),
     "mobilenet_v2@3x224x224": ("torchvision:mobilenet_v2", (3, 224, 224)),
 }
+DEFAULT_BACKENDS = {"fp32": ["torch", "onnxruntime"], "int8": ["onnxruntime", "openvino"]}
+"""The backends compared when --backends is not given, per precision (torch times float32 only)."""
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES), help="model@input shape")
-    parser.add_argument("--backends", nargs="+", default=["torch", "onnxruntime"])
+    parser.add_argument("--backends", nargs="+", help="default: torch onnxruntime (fp32), onnxruntime openvino (int8)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="what the LUTs time layers as (fp32)")
     parser.add_argument("--samples", type=int, default=50, help="random pruned variants per model and backend")
     parser.add_argument("--band-samples", type=int, default=10, help="variants per budget band (30-60%% of dense)")
     parser.add_argument("--calibrate", type=int, default=5, help="whole-network runs per scale/offset fit (5)")
@@ -45,20 +53,26 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, default=Path("bench/results"), help="where the LUT files go")
     parser.add_argument("--reuse", action="store_true", help="reuse LUT files (and overheads) from --out-dir")
     args = parser.parse_args()
+    backends = args.backends or DEFAULT_BACKENDS[args.precision]
     print(contention_note(getattr(args, "threads", 1)) or "machine looks quiet (load average below the free cores)")
+    if args.precision != "fp32":
+        print(f"precision {args.precision}: LUT units and whole networks timed as QDQ INT8 graphs")
     torch.set_num_threads(args.threads)
 
     rows = []
     for case in args.cases:
         model, size = CASES[case]
         network = load_network(model, size)
-        for backend in args.backends:
-            path = args.out_dir / f"{case.replace(':', '_')}_{backend}.json"
+        for backend in backends:
+            suffix = "" if args.precision == "fp32" else f"_{args.precision}"
+            path = args.out_dir / f"{case.replace(':', '_')}_{backend}{suffix}.json"
             if args.reuse and path.exists():
                 lut = LutCostModel.open(path)
+                require_precision(lut.table, path, args.precision)
             else:
                 path.unlink(missing_ok=True)
-                lut = LutCostModel(LatencyTable.create(backend, args.threads, 10, args.repeats), path)
+                table = LatencyTable.create(backend, args.threads, 10, args.repeats, precision=args.precision)
+                lut = LutCostModel(table, path)
             start = time.monotonic()
             if args.calibrate and structure_key(network.table.specs()) not in lut.table.overheads:
                 calibrate_overhead(lut, network, args.calibrate, Grid(), seed=0, rounds=args.rounds)

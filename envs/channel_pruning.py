@@ -3,8 +3,10 @@
 One episode is one pass over the problem's decision units (coupling groups, or layers for the element-wise
 problem). Observation: the layer embedding of the unit about to be decided (Distiller's 13 fields: index, op,
 in/out channels, H, W, stride, kernel, MACs, params, reduced, rest, previous action), static columns min-max
-normalised across the units, `reduced`/`rest` in the budget's own unit. Action: `problem.decision_size` values
-in [-1, 1] (one keep ratio or density here), mapped to the unit's decision by the problem and clipped by it so
+normalised across the units, `reduced`/`rest` in the budget's own unit; a problem's `observation_fields` follow
+(HAQ's previous weight and activation bits for bit-width problems; none for channels or densities, whose
+observation is unchanged). Action: `problem.decision_size` values in [-1, 1] (one keep ratio or density, or
+keep and bits), mapped to the unit's decision by the problem and clipped by it so
 that the budget stays reachable. After the last unit the problem scores the decisions; the reward is the outcome's.
 
 The env is handed a ready problem; it reads no files and builds no loaders. `envs.factory` builds one from a
@@ -40,11 +42,13 @@ class ChannelPruningEnv(gym.Env):
         self.problem = problem
         self._static = self._static_features()
         self._rest = self._rest_costs()
-        self.observation_space = spaces.Box(0.0, 1.0, shape=(len(OBSERVATION_FIELDS),), dtype=np.float32)
+        fields = len(OBSERVATION_FIELDS) + len(problem.observation_fields)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(fields,), dtype=np.float32)
         self.action_space = spaces.Box(-1.0, 1.0, shape=(problem.decision_size,), dtype=np.float32)
         self._step = 0
         self._decided: dict[int, Any] = {}
         self._previous_keep = 1.0
+        self._extras = problem.observation_extras(None)
         self._clip_seconds = 0.0
 
     def _static_features(self) -> np.ndarray:
@@ -72,6 +76,7 @@ class ChannelPruningEnv(gym.Env):
         self._step = 0
         self._decided = {}
         self._previous_keep = 1.0
+        self._extras = self.problem.observation_extras(None)
         self._clip_seconds = 0.0
         return self._get_obs(), {}
 
@@ -84,6 +89,7 @@ class ChannelPruningEnv(gym.Env):
         self._clip_seconds += time.perf_counter() - tick
         self._decided[unit] = value
         self._previous_keep = problem.ratio(unit, value)
+        self._extras = problem.observation_extras(value)
         info: dict[str, Any] = {"executed_action": np.array(problem.executed_action(self._step, value), np.float32)}
         self._step += 1
         if self._step < len(problem.order):
@@ -97,5 +103,7 @@ class ChannelPruningEnv(gym.Env):
         step = min(self._step, len(self.problem.order) - 1)
         dense = self.problem.dense_cost
         reduced = (dense - self.problem.cost(self._decided)) / dense
-        dynamic = np.clip(np.array([reduced, self._rest[step], self._previous_keep], dtype=np.float32), 0.0, 1.0)
+        dynamic = np.clip(
+            np.array([reduced, self._rest[step], self._previous_keep, *self._extras], dtype=np.float32), 0.0, 1.0
+        )
         return np.concatenate([self._static[step], dynamic]).astype(np.float32)

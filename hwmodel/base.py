@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from hwmodel.spec import LayerSpec
 
-METRICS = {"latency": "ms", "energy": "mJ", "macs": "MACs", "params": "params"}
+METRICS = {"latency": "ms", "energy": "mJ", "macs": "MACs", "params": "params", "size": "bytes"}
 """What a cost model can price, and the unit `layer_cost` returns it in."""
 
 
@@ -21,8 +21,8 @@ METRICS = {"latency": "ms", "energy": "mJ", "macs": "MACs", "params": "params"}
 class CostModel(Protocol):
     """Prices one layer, or a whole (pruned) network, in `unit`.
 
-    `metric` is one of "latency", "energy", "macs", "params". Models that know both latency and energy may expose
-    more (e.g. `layer_latency_ms`), but `layer_cost` always returns the metric they price.
+    `metric` is one of "latency", "energy", "macs", "params", "size" (bytes). Models that know both latency and
+    energy may expose more (e.g. `layer_latency_ms`), but `layer_cost` always returns the metric they price.
     """
 
     name: str

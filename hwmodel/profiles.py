@@ -1,8 +1,8 @@
 """Device profiles: YAML files under configs/devices/, one device or preset each, every number with its source.
 
-A profile names its `kind` (roofline or systolic) and gives each number as `{value, source, derived}`, so a
-reader can tell a datasheet figure from one we worked out or measured. `roofline:<name>` and `systolic:<name>`
-find `<name>.yaml` here (or take a path to a .yaml file).
+A profile names its `kind` (roofline, systolic or bitserial) and gives each number as `{value, source, derived}`,
+so a reader can tell a datasheet figure from one we worked out or measured. `roofline:<name>`, `systolic:<name>` and
+`bitserial:<name>` find `<name>.yaml` here (or take a path to a .yaml file).
 
 How the device is deployed is described the same way, each field optional (`Deployment`, defaults in brackets):
 `runtime` (free text: onnxruntime, openvino, torch, torch-cuda, tensorrt, tflite, ... [unspecified]),
@@ -13,6 +13,7 @@ count should be for the device's kernels to run at full width (8 for fp16 tensor
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from hwmodel.errors import HwModelError, did_you_mean
 DEVICES_ENV = "AMC_DEVICES_DIR"
 """Environment variable naming another folder of device profiles (default: the repository's configs/devices)."""
 
-KINDS = ("roofline", "systolic")
+KINDS = ("roofline", "systolic", "bitserial")
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int16", "int8")
 """`precision`: the arithmetic the device runs a network in."""
 
@@ -91,10 +92,10 @@ class Profile:
                 fix=f"write it as `{field}: {{value: <number>, source: <text>, derived: <true|false>}}`.",
             )
         value = raw["value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
             raise HwModelError(
-                f"device profile {self.path}: {field}.value is {value!r}, not a positive number.",
-                fix=f"set {field}.value to a positive number.",
+                f"device profile {self.path}: {field}.value is {value!r}, not a positive finite number.",
+                fix=f"set {field}.value to a positive finite number.",
             )
         return Quantity(float(value), str(raw["source"]), bool(raw["derived"]))
 

@@ -1,31 +1,43 @@
 """Cost models by name, as a config or flag names them; `amc list devices` prints `list_cost_models()`.
 
-    macs | params | lut:<file> | roofline:<device> | systolic:<preset> | sparse:<base> | energy:<preset>
+    macs | params | size | lut:<file> | roofline:<device> | systolic:<preset> | sparse:<base> | energy:<preset>
+    | bitserial:<device> | bitserial-energy:<device>
+
+`macs` and `params` are bit-blind on purpose; `size` (bytes), `energy:`, `roofline:` and `bitserial*:` read the
+weight/activation bits of a quantized LayerSpec.
+    sparse@<profile>:<base>   (sparse:<base> with profile=<profile>: per-pattern zero skipping, configs/devices/sparse)
 
 Options (keyword arguments) tune a model: `lut:` allow_foreign, measure_missing, warmup, repeats, save_every_s;
 `systolic:` dataflow; `energy:` array, dataflow, unit_pj; `sparse:` skip_fraction, efficiency,
-activation_density (any other option goes to its base model).
+activation_density, profile (these override the profile's; any other option goes to its base model).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hwmodel.base import CostModel
+from hwmodel.bitserial import BitSerialArray, BitSerialEnergyModel, BitSerialModel
 from hwmodel.counting import MacsModel, ParamsModel
 from hwmodel.energy import DEFAULT_ARRAY, ENERGY_PRESETS, EnergyModel, energy_table
 from hwmodel.errors import HwModelError
 from hwmodel.profiles import list_profiles
 from hwmodel.roofline import RooflineDevice, RooflineModel
-from hwmodel.sparse import SkipSettings, SparseModel
+from hwmodel.size import SizeModel
+from hwmodel.sparse import SkipSettings, SparseModel, list_skip_profiles, read_skip_profile
 from hwmodel.systolic import SystolicArray, SystolicModel
 
-SKIP_OPTIONS = ("skip_fraction", "efficiency", "activation_density")
-COUNT_MODELS = ("macs", "params")
-NAME_FORMS = "macs, params, lut:<file>, roofline:<device>, systolic:<preset>, sparse:<base>, energy:<preset>"
+SKIP_OPTIONS = ("skip_fraction", "efficiency", "activation_density", "profile")
+PROFILED_SPARSE = "sparse@"
+COUNT_MODELS: dict[str, Callable[[], CostModel]] = {"macs": MacsModel, "params": ParamsModel, "size": SizeModel}
+NAME_FORMS = (
+    "macs, params, size, lut:<file>, roofline:<device>, systolic:<preset>, sparse:<base>, sparse@<profile>:<base>, "
+    "energy:<preset>, bitserial:<device>, bitserial-energy:<device>"
+)
 
 
 def _check_options(name: str, options: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -76,12 +88,35 @@ def _energy(argument: str, options: dict[str, Any]) -> CostModel:
     return EnergyModel(energy_table(argument, options.get("unit_pj")), array)
 
 
+def _bitserial(argument: str, options: dict[str, Any]) -> CostModel:
+    _needs_argument("bitserial:", argument, "bitserial:bitfusion-asic")
+    _check_options(f"bitserial:{argument}", options, ())
+    return BitSerialModel(BitSerialArray.named(argument))
+
+
+def _bitserial_energy(argument: str, options: dict[str, Any]) -> CostModel:
+    _needs_argument("bitserial-energy:", argument, "bitserial-energy:bitfusion-asic")
+    _check_options(f"bitserial-energy:{argument}", options, ())
+    return BitSerialEnergyModel(BitSerialArray.named(argument))
+
+
 def _split_sparse(argument: str, options: dict[str, Any]) -> tuple[SkipSettings, dict[str, Any]]:
     """The skip settings (validated) and the options left for the base model."""
     _needs_argument("sparse:", argument, "sparse:systolic:scalesim-32x32")
     skip = {key: options[key] for key in SKIP_OPTIONS if key in options}
     base = {key: value for key, value in options.items() if key not in SKIP_OPTIONS}
-    return SkipSettings(**skip), base
+    profile = skip.pop("profile", None)
+    if profile is None:
+        return SkipSettings(**skip), base
+    return dataclasses.replace(read_skip_profile(str(profile)), **skip), base
+
+
+def _profiled(name: str, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """`sparse@<profile>:<base>` as `sparse:<base>` with the option profile=<profile>; other names unchanged."""
+    if not name.startswith(PROFILED_SPARSE):
+        return name, options
+    head, _, base = name.partition(":")
+    return f"sparse:{base}", {**options, "profile": head.removeprefix(PROFILED_SPARSE)}
 
 
 def _sparse(argument: str, options: dict[str, Any]) -> CostModel:
@@ -95,6 +130,8 @@ _FACTORIES: dict[str, Callable[[str, dict[str, Any]], CostModel]] = {
     "systolic": _systolic,
     "energy": _energy,
     "sparse": _sparse,
+    "bitserial": _bitserial,
+    "bitserial-energy": _bitserial_energy,
 }
 
 
@@ -118,7 +155,8 @@ def create_cost_model(name: str, **options: Any) -> CostModel:
     """The cost model `name` names (see the module docstring), tuned by `options`."""
     if name in COUNT_MODELS:
         _check_options(name, options, ())
-        return MacsModel() if name == "macs" else ParamsModel()
+        return COUNT_MODELS[name]()
+    name, options = _profiled(name, options)
     kind, argument = _kind(name)
     return _FACTORIES[kind](argument, dict(options))
 
@@ -132,6 +170,7 @@ def check_cost_model(name: str, **options: Any) -> None:
     if name in COUNT_MODELS:
         _check_options(name, options, ())
         return
+    name, options = _profiled(name, options)
     kind, argument = _kind(name)
     if kind == "lut":
         _check_lut(argument, dict(options))
@@ -141,17 +180,18 @@ def check_cost_model(name: str, **options: Any) -> None:
                 fix="check the path, or build the table with `amc lut build --model M --out FILE`.",
             )
     elif kind == "sparse":
-        _, base = _split_sparse(argument, dict(options))
+        _, base = _split_sparse(argument, dict(options))  # a named profile is read and checked here
         check_cost_model(argument, **base)
     else:
-        _FACTORIES[kind](argument, dict(options))  # roofline, systolic, energy: a profile or preset, nothing more
+        _FACTORIES[kind](argument, dict(options))  # the others: a profile or preset, nothing more
 
 
 def list_cost_models() -> list[tuple[str, str]]:
     """(name, description) of every cost model that can be named now, devices and presets included."""
     rows = [
-        ("macs", "dense multiply-accumulates of the conv/linear layers (device-free)"),
-        ("params", "parameters of the conv/linear layers (device-free)"),
+        ("macs", "dense multiply-accumulates of the conv/linear layers (device-free, bit-blind)"),
+        ("params", "parameters of the conv/linear layers (device-free, bit-blind)"),
+        ("size", "bytes of the conv/linear weights at their bits, biases 32-bit (device-free)"),
         (
             "lut:<file>",
             "latency measured on this machine: a LUT from `amc lut build` (torch, onnxruntime, openvino, torch-cuda)",
@@ -161,5 +201,13 @@ def list_cost_models() -> list[tuple[str, str]]:
     rows += [(f"roofline:{p.name}", p.description) for p in profiles if p.kind == "roofline"]
     rows += [(f"systolic:{p.name}", p.description) for p in profiles if p.kind == "systolic"]
     rows += [(f"energy:{name}", table.description) for name, table in sorted(ENERGY_PRESETS.items())]
+    bitserial = [p for p in profiles if p.kind == "bitserial"]
+    rows += [(f"bitserial:{p.name}", p.description) for p in bitserial]
+    rows += [
+        (f"bitserial-energy:{p.name}", f"energy, mJ, of bitserial:{p.name}: MAC bricks + bits moved, per-op energies")
+        for p in bitserial
+        if BitSerialArray.from_profile(p).energy is not None
+    ]
     rows.append(("sparse:<base>", "zero-skipping accelerator around any model: t = t_dense*((1-f) + f*rho/eta)"))
+    rows += [(f"sparse@{name}:<base>", description) for name, description in list_skip_profiles()]
     return rows

@@ -15,7 +15,10 @@ SPEC_KEY_VERSION = 1
 OPS = ("conv", "dwconv", "gconv", "linear")
 """conv: dense conv; dwconv: depthwise (groups == in_channels); gconv: other grouped conv; linear: fully connected."""
 
-SPARSITY_PATTERNS = ("dense", "element")
+SPARSITY_PATTERNS = ("dense", "element", "vector", "kernel", "filter", "nm")
+"""How a layer's zero weights are laid out (Mao et al. 2017's granularities): element (scattered), vector (whole
+1 x kw kernel rows), kernel (whole kh x kw kernels), filter (whole output channels, kept as masks), nm (N of every M
+consecutive input-channel weights kept). Zero-skipping models price each differently (hwmodel/sparse.py)."""
 
 FULL_PRECISION_BITS = 32
 """Bits of a layer that is not quantized (float32)."""
@@ -36,7 +39,7 @@ class LayerSpec:
 
     A linear layer is a 1x1 "conv" on a 1x1 feature map: in/out channels are its in/out features.
     `fused` names what runs right after the layer as one unit (e.g. ("bn", "relu")); LUTs time them together.
-    `weight_density` < 1 with `sparsity_pattern="element"` describes fine-grained (masked) pruning.
+    `weight_density` < 1 with a `sparsity_pattern` other than "dense" describes masked pruning of that pattern.
     `weight_bits` / `activation_bits` (2-8, or 32 for float) describe a quantized layer for the cost models that
     know bits (size, energy, roofline bytes, bit-serial accelerators); measured LUTs time the layer as `dtype`.
     """
@@ -160,9 +163,10 @@ class LayerSpec:
             return replace(self, in_channels=in_channels, out_channels=in_channels * multiplier, groups=in_channels)
         return replace(self, in_channels=in_channels, out_channels=out_channels)
 
-    def with_density(self, weight_density: float) -> LayerSpec:
-        """The same layer with fine-grained (element-wise) weight sparsity."""
-        pattern = "dense" if math.isclose(weight_density, 1.0) else "element"
+    def with_density(self, weight_density: float, pattern: str = "element") -> LayerSpec:
+        """The same layer with masked weight sparsity of `pattern` (element-wise unless said otherwise)."""
+        if math.isclose(weight_density, 1.0):
+            pattern = "dense"
         return replace(self, weight_density=float(weight_density), sparsity_pattern=pattern)
 
     def with_bits(self, weight_bits: int, activation_bits: int) -> LayerSpec:

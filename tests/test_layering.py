@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("hwmodel",),
     ("amc.config", "amc.device", "amc.errors", "amc.io", "amc.locks", "amc.optional", "amc.resume"),
     ("amc.data", "amc.models", "amc.graph"),
-    ("amc.pruning", "amc.schedule", "amc.report"),
+    ("amc.pruning", "amc.quantize", "amc.schedule", "amc.report"),
     ("amc.training", "amc.costs"),
     ("amc.problem",),
     ("envs", "amc.agents"),

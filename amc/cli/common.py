@@ -83,7 +83,7 @@ def check_names(config: ExperimentConfig) -> None:
 def check_checkpoint(config: ExperimentConfig) -> None:
     """An explicit model.checkpoint to start from exists (`amc train` writes it instead, so it does not ask)."""
     checkpoint = config.model.checkpoint
-    if checkpoint != "auto" and not Path(checkpoint).is_file():
+    if checkpoint not in ("auto", "none") and not Path(checkpoint).is_file():
         state = "is a folder, not a file" if Path(checkpoint).is_dir() else "does not exist"
         raise UserError(
             f"model.checkpoint {checkpoint} {state}.", fix="train one with `amc train`, or set model.checkpoint: auto."

@@ -9,6 +9,8 @@ calibrate-roofline: write a roofline profile of this CPU from GEMM / copy / disp
 export-units: for a device amc cannot run on, write a bundle (every layer unit as ONNX, calibration and validation
 networks, a manifest and amc_lut_runner.py, which needs only Python, numpy and onnxruntime or openvino there).
 import: turn the bundle's results.json into a LUT (scale and offset fitted, fidelity printed).
+--precision int8 (build; onnxruntime or openvino): layer units and whole networks timed as ONNX Runtime QDQ INT8
+graphs; calibrate and validate then time the networks as INT8 too (and refuse a LUT of the other precision).
 """
 
 from __future__ import annotations
@@ -25,21 +27,23 @@ from amc.cli.common import check_output_path
 from amc.costs.latency_tables import Grid, Network, build_lut, calibrate_overhead, load_network, validate_lut
 from amc.errors import UserError
 from hwmodel.lut import BACKENDS, LatencyTable, LutCostModel, NetworkOverhead
-from hwmodel.lut.fingerprint import CUDA_BACKEND, require_cuda
+from hwmodel.lut.fingerprint import CUDA_BACKEND, PRECISIONS, check_precision, require_cuda
+from hwmodel.lut.model import require_precision
 from hwmodel.lut.timing import contention_note
 
 
 def run_build(args: argparse.Namespace) -> int:
     check_output_path(Path(args.out), kind="file")
+    check_precision(args.backend, args.precision)  # before the model is built
     if args.backend == CUDA_BACKEND:
-        require_cuda()  # before the model is built
+        require_cuda()
     network = _network(args, args.batch or 1)
     grid = Grid(args.round_to, args.lbound)
     start = time.monotonic()
     lut = build_lut(
         network, Path(args.out), args.backend, args.threads, grid, args.warmup, args.repeats, calibrate=0,
         progress=not args.no_progress, save_every_s=args.save_every, rounds=args.rounds,
-        cudnn_benchmark=args.cudnn_benchmark == "on",
+        cudnn_benchmark=args.cudnn_benchmark == "on", precision=args.precision,
     )  # fmt: skip
     print(f"{args.out} holds {len(lut.table.entries)} entries ({time.monotonic() - start:.1f} s)")
     if args.calibrate:
@@ -50,6 +54,7 @@ def run_build(args: argparse.Namespace) -> int:
 
 def run_calibrate(args: argparse.Namespace) -> int:
     lut = LutCostModel.open(args.lut)
+    _check_lut_precision(args, lut.table)
     network = _network(args, _lut_batch(args, lut.table))
     overhead = calibrate_overhead(
         lut, network, args.samples, Grid(args.round_to, args.lbound), args.seed, not args.no_progress, args.rounds
@@ -60,6 +65,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     lut = LutCostModel.open(args.lut, allow_foreign=args.allow_foreign_lut)
+    _check_lut_precision(args, lut.table)
     network = _network(args, _lut_batch(args, lut.table))
     grid = Grid(args.round_to, args.lbound)
     found = validate_lut(
@@ -71,7 +77,7 @@ def run_validate(args: argparse.Namespace) -> int:
         return 0
     report = found.report
     print(
-        f"LUT {args.lut} ({lut.table.backend}, {lut.table.settings['threads']} thread(s), batch {network.batch}) vs "
+        f"LUT {args.lut} ({lut.table.runtime}, {lut.table.settings['threads']} thread(s), batch {network.batch}) vs "
         f"{report.n} random pruned variants of {network.name}, each measured end to end"
     )
     where = "fitted alongside" if found.fitted_alongside else "stored in the LUT"
@@ -130,6 +136,12 @@ def _overhead_line(overhead: NetworkOverhead) -> str:
     )
 
 
+def _check_lut_precision(args: argparse.Namespace, table: LatencyTable) -> None:
+    """A --precision that differs from the LUT's is refused (its networks would be timed at another precision)."""
+    if args.precision is not None:
+        require_precision(table, args.lut, args.precision)
+
+
 def _lut_batch(args: argparse.Namespace, table: LatencyTable) -> int:
     """The batch to measure the network at: the LUT's (a --batch that differs is refused: no entry would match)."""
     if args.batch is not None and args.batch != table.batch:
@@ -179,6 +191,14 @@ def _add_grid_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_precision_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="the precision the LUT must have (default: the LUT's own); networks are timed at the LUT's precision",
+    )
+
+
 def _subcommand(sub: argparse._SubParsersAction, name: str, run: Callable, help_text: str) -> argparse.ArgumentParser:
     parser = sub.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(func=run)
@@ -217,12 +237,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="torch-cuda only: let cuDNN time its convolution algorithms per shape and keep the fastest, as a "
         "deployment with torch.backends.cudnn.benchmark does (on; recorded in the LUT)",
     )
+    build.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="what the layers are timed as: fp32, or int8 (QDQ INT8 graphs, onnxruntime or openvino; recorded in "
+        "the LUT, whose entries are keyed dtype int8) (fp32)",
+    )
 
     calibrate = _subcommand(sub, "calibrate", run_calibrate, "fit the per-network scale and offset of MODEL on a LUT")
     calibrate.add_argument("--lut", required=True, help="LUT file")
     _add_network_arguments(calibrate)
     _add_grid_arguments(calibrate)
     calibrate.add_argument("--samples", type=int, default=5, help="whole-network runs (unpruned + random) (5)")
+    _add_precision_check(calibrate)
 
     validate = _subcommand(sub, "validate", run_validate, "compare LUT sums with end-to-end runs of pruned variants")
     validate.add_argument("--lut", required=True, help="LUT file")
@@ -251,6 +279,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "machine's speed since the LUT was calibrated is not counted as its error (the stored fit is scored "
         "too); 0: judge the LUT's stored fit",
     )
+    _add_precision_check(validate)
     validate.add_argument(
         "--allow-foreign-lut",
         action="store_true",

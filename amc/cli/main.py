@@ -37,7 +37,10 @@ COMMANDS = {
     "prune": "amc.cli.prune_cmd",
     "schedule": "amc.cli.schedule_cmd",
     "evaluate": "amc.cli.evaluate_cmd",
+    "finetune": "amc.cli.finetune_cmd",
     "compare": "amc.cli.compare_cmd",
+    "quantize": "amc.cli.quantize_cmd",
+    "size": "amc.cli.size_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

@@ -14,6 +14,7 @@ from amc.cli.common import check_output_path, require_text_file
 from amc.config import DataSection
 from amc.deliver.deployed import time_pair
 from amc.deliver.export import export
+from amc.deliver.sources import refuse_quantized
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
@@ -129,6 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_model(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, int, int], dict]:
+    if args.checkpoint:
+        refuse_quantized(args.checkpoint, "amc prune")
     state, meta = load_checkpoint(args.checkpoint) if args.checkpoint else ({}, {})
     if args.checkpoint:
         check_state_dict(state, args.checkpoint)

@@ -12,6 +12,7 @@ from amc.cli.args import input_size, positive_int
 from amc.cli.common import require_text_file
 from amc.graph import LayerTable, build_layer_table
 from amc.models import create_model, model_info
+from amc.quantize.bits import LayerBits
 from amc.schedule import ScheduleSummary, StepSummary, load_schedule, save_schedule, summarize
 from amc.schedule.distiller import schedule_to_distiller_yaml
 from amc.schedule.distiller_check import DistillerIssue, require_loadable
@@ -97,7 +98,11 @@ def run_inspect(args: argparse.Namespace) -> int:
     issues = _check(args, schedule, table) if args.check else None
     summary = summarize(schedule, table, model)  # type: ignore[arg-type]
     _warn(summary.notes)
-    print(json.dumps(summary.to_dict()) if args.json else format_summary(summary))
+    if args.json:
+        bits = schedule.bits.to_dict() if schedule.bits else None
+        print(json.dumps({**summary.to_dict(), "bits": bits}))
+    else:
+        print(format_summary(summary) + (format_bits(schedule.bits, table) if schedule.bits else ""))
     if issues is not None:
         _warn([str(issue) for issue in issues])
         if not args.json:
@@ -124,6 +129,16 @@ def run_convert(args: argparse.Namespace) -> int:
     save_schedule(schedule, args.out, prefix=prefix, model=args.model, input_size=table.input_size)
     print(f"wrote {args.out}")
     return 0
+
+
+def format_bits(bits: LayerBits, table: LayerTable) -> str:
+    """The schedule's bit-widths (its `quantizers:` section) per layer, 32 for full precision."""
+    lines = ["", "bit-widths (quantizers): weights / activations, 32 = full precision"]
+    lines += [
+        f"{layer.name:<36.36} {bits.weight_bits(layer.name):>2} / {bits.activation_bits(layer.name):>2}"
+        for layer in table.layers
+    ]
+    return "\n".join(lines)
 
 
 def _runs(steps: tuple[StepSummary, ...]) -> list[tuple[StepSummary, StepSummary]]:

@@ -3,7 +3,8 @@
 The layer-level machinery (timing backends, the JSON table, fingerprints) is in `hwmodel.lut`; this module
 knows networks: which layer variants a search over a model's coupling groups can reach (the same channel
 counts the search itself uses), how a per-network overhead is fitted on whole-network runs, and how LUT sums
-compare with end-to-end measurements.
+compare with end-to-end measurements. An INT8 LUT (`precision="int8"`) is the same, its units and networks timed
+as QDQ INT8 graphs (`hwmodel.lut.backends`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from hwmodel.lut import (
     structure_key,
 )
 from hwmodel.lut.fingerprint import CUDA_BACKEND
+from hwmodel.lut.model import require_precision
 from hwmodel.spec import LayerSpec
 
 Kept = dict[int, int]
@@ -267,7 +269,7 @@ def _progress(total: int, description: str, enabled: bool) -> tqdm:
 
 def _measure_entries(lut: LutCostModel, specs: list[LayerSpec], rounds: int, progress: bool) -> None:
     """Measure, interleaved, every layer entry in `specs` that the LUT lacks (before any network run)."""
-    missing = {spec.key() for spec in specs} - set(lut.table.entries)
+    missing = {spec.key() for spec in lut.missing_layers(specs)}
     if missing:
         with tqdm(total=len(missing), desc="LUT entries", unit="layer", disable=not progress, leave=False) as bar:
             lut.measure_many(specs, rounds, bar.update)
@@ -442,7 +444,7 @@ def validate_lut(
 
 def _missing(lut: LutCostModel, network: Network, specs: list[LayerSpec], calibrate: int) -> bool:
     """Whether the LUT lacks a layer variant of the grid, or (with `calibrate`) the network's overhead fit."""
-    todo = any(spec.key() not in lut.table.entries for spec in specs)
+    todo = bool(lut.missing_layers(specs))
     return todo or bool(calibrate and structure_key(network.table.specs()) not in lut.table.overheads)
 
 
@@ -456,11 +458,11 @@ def _plan(network: Network, path: Path, specs: list[LayerSpec], todo: int, grid:
 
 
 def _build_missing(
-    lut: LutCostModel, network: Network, path: Path, specs: list[LayerSpec], grid: Grid, backend: str, threads: int,
+    lut: LutCostModel, network: Network, path: Path, specs: list[LayerSpec], grid: Grid, threads: int,
     repeats: int, calibrate: int, progress: bool, log: Callable[[str], None], rounds: int,
 ) -> None:  # fmt: skip
-    todo = [spec for spec in specs if spec.key() not in lut.table.entries]
-    log(_plan(network, path, specs, len(todo), grid, f"{backend}, {threads} thread(s), {repeats} repeats"))
+    todo = lut.missing_layers(specs)
+    log(_plan(network, path, specs, len(todo), grid, f"{lut.table.runtime}, {threads} thread(s), {repeats} repeats"))
     if todo:
         try:
             with tqdm(total=len(todo), desc="LUT", unit="layer", disable=not progress, leave=False) as bar:
@@ -477,13 +479,16 @@ def _predict(fit: NetworkOverhead, sums_ms: list[float]) -> list[float]:
 
 def open_for_build(
     path: Path, backend: str, threads: int, warmup: int, repeats: int, save_every_s: float, batch: int = 1,
-    cudnn_benchmark: bool = True,
+    cudnn_benchmark: bool = True, precision: str = "fp32",
 ) -> LutCostModel:  # fmt: skip
-    """Resume the LUT at `path` if it exists (same device and settings), else start an empty one."""
+    """Resume the LUT at `path` if it exists (same device, settings and precision), else start an empty one."""
     if not path.exists():
-        table = LatencyTable.create(backend, threads, warmup, repeats, batch, cudnn_benchmark=cudnn_benchmark)
+        table = LatencyTable.create(
+            backend, threads, warmup, repeats, batch, cudnn_benchmark=cudnn_benchmark, precision=precision
+        )
         return LutCostModel(table, path, save_every_s=save_every_s)
     lut = LutCostModel.open(path, save_every_s=save_every_s)
+    require_precision(lut.table, path, precision)
     wanted = {"backend": backend, "threads": threads, "warmup": warmup, "repeats": repeats, "batch": batch}
     if backend == CUDA_BACKEND:
         wanted["cudnn_benchmark"] = int(cudnn_benchmark)
@@ -511,20 +516,23 @@ def build_lut(
     save_every_s: float = 30.0,
     rounds: int = 3,
     cudnn_benchmark: bool = True,
+    precision: str = "fp32",
 ) -> LutCostModel:
     """Open the LUT at `path` (resuming it), measure every variant missing for `grid` (interleaved in `rounds`
     passes) at the network's batch, fit the overhead once; the LUT comes back bound to the network.
-    `cudnn_benchmark`: cuDNN's benchmark mode, for the torch-cuda backend only."""
+    `cudnn_benchmark`: cuDNN's benchmark mode, for the torch-cuda backend only; `precision`: fp32, or int8 (units
+    and networks timed as QDQ INT8 graphs; an existing LUT of the other precision is refused)."""
     grid = grid or Grid()
     specs = search_grid(network.table, grid)
-    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s, network.batch, cudnn_benchmark)
+    lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s, network.batch, cudnn_benchmark,
+                         precision)  # fmt: skip
     if _missing(lut, network, specs, calibrate):
         # One builder at a time (`<lut>.lock`); reopened under the lock, as another may have finished it meanwhile.
         with lock_file(path, "latency table (LUT)"):
             lut = open_for_build(path, backend, threads, warmup, repeats, save_every_s, network.batch,
-                                 cudnn_benchmark)  # fmt: skip
-            _build_missing(lut, network, path, specs, grid, backend, threads, repeats, calibrate, progress, log,
+                                 cudnn_benchmark, precision)  # fmt: skip
+            _build_missing(lut, network, path, specs, grid, threads, repeats, calibrate, progress, log,
                            rounds)  # fmt: skip
     else:
-        log(_plan(network, path, specs, 0, grid, f"{backend}, {threads} thread(s), {repeats} repeats"))
+        log(_plan(network, path, specs, 0, grid, f"{lut.table.runtime}, {threads} thread(s), {repeats} repeats"))
     return lut.bind(network.table.specs())

@@ -15,13 +15,14 @@ LATENCY_THREADS = 1
 
 
 def timing_backend(cost_model: CostModel) -> Backend:
-    """The LUT's own backend and threads when the cost model is a measured LUT, else PyTorch eager."""
+    """The LUT's own backend, threads and precision (an INT8 LUT's networks timed as INT8 graphs) when the cost
+    model is a measured LUT, else PyTorch eager."""
     return cost_model.backend if isinstance(cost_model, LutCostModel) else TorchBackend(LATENCY_THREADS)
 
 
 def backend_description(cost_model: CostModel) -> str:
     if isinstance(cost_model, LutCostModel):
-        return f"{cost_model.table.backend}, {cost_model.table.settings['threads']} thread(s)"
+        return f"{cost_model.table.runtime}, {cost_model.table.settings['threads']} thread(s)"
     return f"torch, {LATENCY_THREADS} thread(s)"
 
 

@@ -230,4 +230,5 @@ def check_budget(
         table.backend, threads, dense, pruned, (batch, *input_size), onnx_file,
         warmup=int(table.settings["warmup"]), repeats=repeats, options=table.backend_options(),
     )  # fmt: skip
-    return measured_check(pruned_ms, cost, budget.value, table.backend, threads, batch, tolerance, dense_ms, timed)
+    # An INT8 table's options carry its precision: its backend quantizes a float file before timing it.
+    return measured_check(pruned_ms, cost, budget.value, table.runtime, threads, batch, tolerance, dense_ms, timed)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from amc.data import DataBundle
 from amc.deliver.apply import apply, as_schedule
 from amc.deliver.deployed import Verdict, check_budget, lut_runtime, verdict_from_dict
 from amc.deliver.export import export
@@ -55,6 +56,43 @@ class LatencyRow:
 
 
 @dataclass(frozen=True)
+class Int8Row:
+    """One network (dense or pruned) as a float32 ONNX file beside its INT8 QDQ file (`amc evaluate --int8`)."""
+
+    network: str
+    fp32_top1: float
+    fp32_top5: float
+    int8_top1: float
+    int8_top5: float
+    fp32_bytes: int
+    int8_bytes: int
+    fp32_batch1_ms: float
+    int8_batch1_ms: float
+    fp32_batch_ms: float
+    int8_batch_ms: float
+    batch: int
+    threads: int
+
+    def lines(self) -> list[list[str]]:
+        """Table rows: INT8 accuracy, size and ONNX Runtime latency beside float32."""
+        where = f"ONNX Runtime, {self.threads} thread(s)"
+        return [
+            [f"{self.network} INT8 test top-1 / top-5", f"{_pct(self.fp32_top1)} / {_pct(self.fp32_top5)}",
+             f"{_pct(self.int8_top1)} / {_pct(self.int8_top5)}", f"{100 * (self.int8_top1 - self.fp32_top1):+.2f} pt"],
+            [f"{self.network} INT8 file KiB", f"{self.fp32_bytes / 1024:,.1f}", f"{self.int8_bytes / 1024:,.1f}",
+             f"{self.fp32_bytes / self.int8_bytes:.2f}x smaller"],
+            [f"{self.network} INT8 latency ms ({where}, batch 1)", f"{self.fp32_batch1_ms:.3f}",
+             f"{self.int8_batch1_ms:.3f}", f"{self.fp32_batch1_ms / self.int8_batch1_ms:.2f}x faster"],
+            [f"{self.network} INT8 latency ms ({where}, batch {self.batch})", f"{self.fp32_batch_ms:.3f}",
+             f"{self.int8_batch_ms:.3f}", f"{self.fp32_batch_ms / self.int8_batch_ms:.2f}x faster"],
+        ]  # fmt: skip
+
+
+Int8Measure = Callable[[Mapping[str, nn.Module], DataBundle, Path], tuple[Int8Row, ...]]
+"""Quantizes each named float network to INT8 into a folder and measures it (the CLI passes `amc.quantize`'s)."""
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """A fine-tuned pruned network beside its dense base model, as `evaluation.json` holds it."""
 
@@ -87,6 +125,8 @@ class Evaluation:
     finetune_s: float
     budget_check: Verdict | None = None
     """The search's budget checked on the deployed network (None in files written before it was recorded)."""
+    int8: tuple[Int8Row, ...] = ()
+    """INT8 figures of the dense and pruned networks (`--int8`), float32 beside INT8; empty when not asked."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +139,7 @@ class Evaluation:
             "finetune": TrainSettings(**data["finetune"]),
             "epochs": tuple(EpochRecord(**record) for record in data["epochs"]),
             "budget_check": verdict_from_dict(data.get("budget_check")),
+            "int8": tuple(Int8Row(**row) for row in data.get("int8", ())),
         })  # fmt: skip
 
     def table(self) -> str:
@@ -129,11 +170,13 @@ class Evaluation:
             else:
                 dense, pruned = 1000 * row.batch / row.dense_ms, 1000 * row.batch / row.pruned_ms
                 rows.append([f"images/s ({where})", f"{dense:,.0f}", f"{pruned:,.0f}", f"{row.speedup:.2f}x more"])
+        int8 = [line for row in self.int8 for line in row.lines()]
         head = (f"{self.model} on {self.dataset}: {self.schedule}, fine-tuned {self.finetune.epochs} epoch(s) "
                 f"({self.finetune.optimizer}, lr {self.finetune.lr}) in {self.finetune_s:.0f} s; test set "
                 f"{self.test_images} images (top-1 {_pct(self.pruned_test_top1)} before fine-tuning)")  # fmt: skip
         check = f"\n\n{self.budget_check.line()}" if self.budget_check else ""
-        return head + "\n\n" + markdown_table(["", "dense", "pruned", "change"], rows) + check
+        int8_table = "\n\n" + markdown_table(["", "fp32", "int8", "change"], int8) if int8 else ""
+        return head + "\n\n" + markdown_table(["", "dense", "pruned", "change"], rows) + int8_table + check
 
 
 def _pct(value: float) -> str:
@@ -164,8 +207,10 @@ def evaluate_schedule(
     onnx: bool = True,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    int8: Int8Measure | None = None,
 ) -> Evaluation:
-    """Apply, fine-tune (resuming from `out` if it holds a checkpoint of the same job), test, measure, export."""
+    """Apply, fine-tune (resuming from `out` if it holds a checkpoint of the same job), test, measure, export;
+    with `int8`, also quantize the dense and the pruned network (into OUT/int8) and measure them."""
     bundle = task.data
     if bundle is None:
         raise UserError("evaluation needs the configured data.", fix="build the task with build_task(config).")
@@ -202,6 +247,7 @@ def evaluate_schedule(
         latency=measure_latencies(problem.model, plain, task.input_size, latency, lut_runtime(cost_model)),
         finetune=settings, epochs=history.epochs, finetune_s=sum(record.seconds for record in history.epochs),
         budget_check=check,
+        int8=int8({"dense": problem.model, "pruned": plain}, bundle, out / "int8") if int8 else (),
     )  # fmt: skip
     atomic_write_json(out / EVALUATION_FILE, evaluation.to_dict())
     atomic_write_text(out / "evaluation.md", evaluation.table() + "\n")

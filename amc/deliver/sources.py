@@ -9,6 +9,8 @@ from pathlib import Path
 from amc.config import MEASURED_TOLERANCE
 from amc.errors import UserError
 
+BITS_FILE = "best_bits.json"
+"""A mixed-precision search's result (`search.granularity: bits | joint`)."""
 SCHEDULE_FILES = ("best_strategy.json", "best_densities.json")
 """What a run folder's result is called: channel strategies, or element-wise densities (the mixed run)."""
 
@@ -44,9 +46,34 @@ def check_tolerance(tolerance: float) -> None:
         )
 
 
+INT8_MARKERS = ("quantize.json", "model.int8.onnx")
+"""What `amc quantize` writes: a folder holding one is an INT8 result, not a float network to prune."""
+
+
+def refuse_quantized(path: Path, command: str) -> None:
+    """An INT8 result of `amc quantize` (its folder, or any .onnx file) given where a float network is wanted is a
+    UserError: pruning, fine-tuning or quantizing again start from the float model."""
+    path = Path(path)
+    marker = next((path / name for name in INT8_MARKERS if path.is_dir() and (path / name).is_file()), None)
+    if marker is not None or path.suffix == ".onnx":
+        raise UserError(
+            f"{marker or path} is an exported (INT8 or ONNX) network; {command} starts from a float PyTorch network.",
+            fix="pass the folder or checkpoint it was made from (quantize.json records it as 'source').",
+        )
+
+
 def schedule_source(path: Path) -> tuple[Path | None, Path]:
     """(run folder or None, schedule file) for `amc evaluate RUN_DIR | STRATEGY`."""
     path = Path(path)
+    refuse_quantized(path, "amc evaluate")
+    if path.is_dir() and (path / BITS_FILE).is_file():
+        raise UserError(
+            f"{path} holds a mixed-precision result ({BITS_FILE}): its per-layer bit-widths (2-8) run on bit-serial "
+            "or bit-flexible hardware, not on this machine's runtimes, so amc evaluate cannot fine-tune or time it.",
+            fix=f"see its fake-quantized search-val accuracy in {path / 'summary.json'} and its stored size with "
+            f"`amc size {path}`; a joint run's channel part alone evaluates as "
+            f"`amc evaluate {path / 'best_strategy.json'}` (float), or with `--int8` (uniform INT8).",
+        )
     if path.is_dir():
         for name in SCHEDULE_FILES:
             if (path / name).is_file():

@@ -6,16 +6,20 @@ model) and the cost models, never an env or a search method.
 
 from amc.problem.accounting import ChannelAccountant, DensityAccountant, candidate_counts, density_grid
 from amc.problem.base import REWARDS, Bounds, PruningProblem, Settings
+from amc.problem.bits import BitPair, BitsProblem
 from amc.problem.budget import Budget, resolve_budget
 from amc.problem.channel import ChannelProblem, PrunedModel
 from amc.problem.density import DensityProblem
 from amc.problem.factory import PROBLEMS, Task, build_task, problem_from_objects
+from amc.problem.joint import JointDecision, JointProblem, JointResult
 from amc.problem.outcome import Outcome, Result
 from amc.problem.scoring import CallbackScorer, Scorer, SearchValScorer
 
 __all__ = [
     "PROBLEMS",
     "REWARDS",
+    "BitPair",
+    "BitsProblem",
     "Bounds",
     "Budget",
     "CallbackScorer",
@@ -23,6 +27,9 @@ __all__ = [
     "ChannelProblem",
     "DensityAccountant",
     "DensityProblem",
+    "JointDecision",
+    "JointProblem",
+    "JointResult",
     "Outcome",
     "PruningProblem",
     "Result",

@@ -24,6 +24,7 @@ from typing import ClassVar, Generic, TypeVar
 
 from torch import nn
 
+from amc.config import BITS_RANGE_TEXT, bits_range_ok
 from amc.errors import UserError
 from amc.graph import Layer, LayerTable
 from amc.problem.accounting import Accountant
@@ -83,8 +84,14 @@ class Settings:
     round_to: int = 8
     reward: str = "acc"
     selection: str = "l1"
+    bits_range: tuple[int, int] = (2, 8)
+    """Bit-widths a mixed-precision problem searches, [b_min, b_max] (HAQ's [2, 8])."""
 
     def __post_init__(self) -> None:
+        if not bits_range_ok(self.bits_range):
+            raise UserError(
+                f"search.bits_range is {self.bits_range!r}; it must be {BITS_RANGE_TEXT}.", fix="e.g. [2, 8]."
+            )
         if self.reward not in REWARDS:
             raise UserError(f"search.reward {self.reward!r} is not known.", fix=f"use one of {', '.join(REWARDS)}.")
         if not 0.0 < self.lbound <= self.rbound <= 1.0:
@@ -99,6 +106,8 @@ class PruningProblem(ABC, Generic[V]):
 
     decision_size: ClassVar[int] = 1
     """Numbers an agent gives per step (one keep ratio here; a joint keep + bit-width problem would give more)."""
+    observation_fields: ClassVar[tuple[str, ...]] = ()
+    """What the env observes beyond AMC's 13 fields (HAQ's previous bit-widths for a mixed-precision problem)."""
     order: tuple[int, ...]
     """Decision units in step order (group or layer indices)."""
     candidates: dict[int, list[V]]
@@ -193,6 +202,10 @@ class PruningProblem(ABC, Generic[V]):
     def executed_action(self, step: int, value: V) -> list[float]:
         """The normalised action that gives `value` at `step` (what was really done, for the agent's replay)."""
         return [self.bounds.action(self.ratio(self.order[step], value))]
+
+    def observation_extras(self, value: V | None) -> tuple[float, ...]:
+        """The `observation_fields` after a step decided `value` (None: before the first step), in [0, 1]."""
+        return ()
 
     def clip(self, step: int, decided: Mapping[int, V], wanted: float) -> V:
         """AMC's action wall on the staircase: the largest allowed value <= the wanted share that keeps the

@@ -23,18 +23,27 @@ from amc.errors import UserError
 from amc.graph import build_layer_table
 from amc.models.layout import use_fast_layout_
 from amc.problem.base import PruningProblem, Settings
+from amc.problem.bits import BitsProblem
 from amc.problem.channel import ChannelProblem
 from amc.problem.density import DensityProblem
+from amc.problem.joint import JointProblem
 from amc.problem.scoring import Scorer, SearchValScorer
 from amc.pruning import StrategyMetadata
+from amc.pruning.granularity import NM, MaskPattern
 from amc.training.base_model import load_base_model, load_data
 from hwmodel import CostModel
 
-PROBLEMS: dict[str, type[ChannelProblem] | type[DensityProblem]] = {
+PROBLEMS: dict[str, type[PruningProblem]] = {
     "channel": ChannelProblem,
     "element": DensityProblem,
+    "bits": BitsProblem,
+    "joint": JointProblem,
+    "vector": DensityProblem,
+    "kernel": DensityProblem,
+    "filter": DensityProblem,
+    "nm": DensityProblem,
 }
-"""The problem each `search.granularity` names."""
+"""The problem each `search.granularity` names (a DensityProblem masks in the granularity's groups)."""
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,10 @@ class Task:
 
 def settings_of(config: ExperimentConfig) -> Settings:
     search = config.search
-    return Settings(search.lbound, search.rbound, resolve_round_to(config), search.reward, search.selection)
+    low, high = search.bits_range
+    return Settings(
+        search.lbound, search.rbound, resolve_round_to(config), search.reward, search.selection, (low, high)
+    )
 
 
 def problem_from_objects(
@@ -85,9 +97,10 @@ def problem_from_objects(
         model=config.model.name, dataset=dataset, input_size=size, cost_model=cost_model.name,
         selection=config.search.selection,
     )  # fmt: skip
-    return PROBLEMS[granularity](
-        model, table, scorer, cost_model, settings_of(config), metadata, config.budget.value, config.budget.ratio
-    )
+    args = (model, table, scorer, cost_model, settings_of(config), metadata, config.budget.value, config.budget.ratio)
+    if PROBLEMS[granularity] is DensityProblem:
+        return DensityProblem(*args, pattern=MaskPattern(granularity, NM(*config.search.nm)))
+    return PROBLEMS[granularity](*args)
 
 
 def build_task(config: ExperimentConfig, progress: bool = True, log: Callable[[str], None] = print) -> Task:

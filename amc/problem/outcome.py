@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Union
 
 import torch
 
 from amc.pruning import LayerDensities, Strategy
+from amc.quantize.bits import LayerBits
 
-Result = Strategy | LayerDensities
-"""A channel strategy, or per-layer weight densities (the element-wise problem)."""
+if TYPE_CHECKING:
+    from amc.problem.joint import JointResult
+
+Result = Union[Strategy, LayerDensities, LayerBits, "JointResult"]
+"""A channel strategy, per-layer weight densities (element-wise), bit-widths (bits) or both channels and bits
+(joint)."""
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,13 @@ class SearchValScorer:
     def images(self) -> int:
         return sum(len(labels) for _, labels in self.val_batches)
 
+    def on_whole(self, search_val: Dataset, batch_size: int = 256) -> SearchValScorer:
+        """The same scorer (same BN images) over every image of `search_val`: for re-ranking a search's few best
+        candidates, whose scores on the slice are noisy and, being maxima, biased upward."""
+        where = self.val_batches[0][0].device if self.val_batches else torch.device("cpu")
+        val = [(images.to(where), labels.to(where)) for images, labels in iterate_batches(search_val, batch_size)]
+        return SearchValScorer(val, self.bn_batches, self.adaptive_bn, self.amp)
+
     def __call__(self, model: nn.Module) -> float:
         _reestimate_bn(model, self)
         model.eval()

@@ -3,6 +3,8 @@
 CPUs and GPUs gain nothing from scattered zeros, so nothing is thinned here: each layer keeps its shape, its
 smallest-magnitude weights are masked (torch.nn.utils.prune, so masks survive fine-tuning), and what the cost
 model needs is each layer's weight density, handed over as `LayerDensities` -> `LayerSpec.with_density`.
+Coarser groups (rows, kernels, filters, N:M; amc.pruning.granularity) are masked the same way; `LayerDensities`
+then names its `MaskPattern`, and the specs carry it as their sparsity pattern.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import torch
 from torch import Tensor, nn
 from torch.nn.utils import prune
 
 from amc.errors import UserError
 from amc.graph import LayerTable
 from amc.io import atomic_write_text, json_text
+from amc.pruning.granularity import NM, MaskPattern
 from hwmodel.spec import LayerSpec
 
 DENSITIES_TYPE = "amc.LayerDensities"
-DENSITIES_VERSION = 1
+DENSITIES_VERSION = 2
+"""2 added `granularity` (and `nm`); element-wise densities are still written as version 1, which older amc reads."""
 
 
 DENSITY_FIX = "use a weight density in (0, 1] (1 - sparsity; NaN and Infinity are refused)."
@@ -36,6 +39,8 @@ class LayerDensities:
 
     densities: Mapping[str, float] = field(default_factory=dict)
     model: str = ""
+    pattern: MaskPattern = field(default_factory=MaskPattern)
+    """Which groups of weights the masks zero (element-wise by default)."""
 
     def __post_init__(self) -> None:
         for name, density in self.densities.items():
@@ -49,7 +54,9 @@ class LayerDensities:
         """The table's LayerSpecs (thinned to `kept` if given) carrying these densities."""
         self.check(table)
         return [
-            spec.with_density(self.densities[layer.name]) if layer.name in self.densities else spec
+            spec.with_density(self.densities[layer.name], self.pattern.granularity)
+            if layer.name in self.densities
+            else spec
             for layer, spec in zip(table.layers, table.specs(kept))
         ]
 
@@ -63,11 +70,13 @@ class LayerDensities:
                 )
 
     def to_dict(self) -> dict[str, Any]:
+        element = self.pattern == MaskPattern()
         return {
             "_type": DENSITIES_TYPE,
-            "_version": DENSITIES_VERSION,
+            "_version": 1 if element else DENSITIES_VERSION,
             "model": self.model,
             "densities": dict(self.densities),
+            **({} if element else self.pattern.to_dict()),
         }
 
     @classmethod
@@ -89,7 +98,8 @@ class LayerDensities:
         if bad:
             raise UserError(f"{source}: layer {bad[0][0]!r} has density {bad[0][1]!r}, not a number.", fix=DENSITY_FIX)
         try:
-            return cls({str(k): float(v) for k, v in densities.items()}, str(data.get("model", "")))
+            pattern = _pattern(data)
+            return cls({str(k): float(v) for k, v in densities.items()}, str(data.get("model", "")), pattern)
         except UserError as error:
             raise UserError(f"{source}: {error.problem}", fix=error.fix) from None
 
@@ -106,27 +116,42 @@ class LayerDensities:
         return cls.from_dict(data, f"densities {path}")
 
 
+def _pattern(data: dict[str, Any]) -> MaskPattern:
+    """The mask pattern of a densities object (absent in version 1: element-wise)."""
+    granularity = data.get("granularity", "element")
+    if granularity != "nm":
+        return MaskPattern(str(granularity))
+    nm = data.get("nm")
+    if not isinstance(nm, list) or len(nm) != 2:
+        raise UserError(f"key 'nm' is {nm!r}, not [N, M].", fix="regenerate the file.")
+    return MaskPattern("nm", NM(*nm))
+
+
 def magnitude_masks(
-    model: nn.Module, sparsity: float | Mapping[str, float], layers: Sequence[str] | None = None
+    model: nn.Module,
+    sparsity: float | Mapping[str, float],
+    layers: Sequence[str] | None = None,
+    pattern: MaskPattern | None = None,
 ) -> dict[str, Tensor]:
-    """Boolean keep-masks of the weights of `layers` (default: every conv/linear layer): per layer, the
-    round(sparsity * n) smallest-magnitude weights are masked. `sparsity` is one value or one per layer name."""
+    """Boolean keep-masks of the weights of `layers` (default: every conv/linear layer; for N:M, every one with
+    whole groups of M input channels): per layer, the round(sparsity * groups) groups of `pattern` (default: single
+    weights) with the smallest L1 norm are masked. `sparsity` is one value or one per layer name."""
+    pattern = pattern or MaskPattern()
     if layers is None:
         layers = [name for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        if pattern.granularity == "nm" and not isinstance(sparsity, Mapping):
+            layers = [name for name in layers if pattern.nm.eligible(cast(Tensor, model.get_submodule(name).weight))]
     per_layer = sparsity if isinstance(sparsity, Mapping) else dict.fromkeys(layers, float(sparsity))
     masks = {}
     for name, value in per_layer.items():
-        if not 0.0 <= value < 1.0:
-            raise UserError(f"layer {name!r}: sparsity {value} is outside [0, 1).", fix="use a sparsity in [0, 1).")
         try:
             weight = cast(Tensor, model.get_submodule(name).weight).detach()
         except AttributeError:
             raise UserError(f"model has no layer {name!r} with weights.", fix="check the layer name.") from None
-        drop = round(value * weight.numel())
-        mask = torch.ones(weight.numel(), dtype=torch.bool, device=weight.device)
-        if drop:
-            mask[torch.topk(weight.abs().flatten(), drop, largest=False).indices] = False
-        masks[name] = mask.reshape(weight.shape)
+        try:
+            masks[name] = pattern.mask(weight, value)
+        except UserError as error:
+            raise UserError(f"layer {name!r}: {error.problem}", fix=error.fix) from None
     return masks
 
 

@@ -133,3 +133,33 @@ def plot_sensitivity(curves: Mapping[str, Sequence[tuple[float, float]]], dense:
     axis.legend(fontsize=6, ncol=2)
     axis.set_title("sensitivity of each coupling group")
     _save(fig, path)
+
+
+def plot_granularity_curves(
+    accuracy: Mapping[str, Sequence[tuple[float, float]]],
+    speedups: Mapping[str, Mapping[str, Sequence[tuple[float, float]]]],
+    dense: float,
+    path: Path,
+) -> None:
+    """Mao et al.'s figure: top-1 against weight sparsity per granularity, and each granularity's simulated
+    speed-up under each zero-skipping model (one panel per model)."""
+    fig, axes = plt.subplots(1, 1 + len(speedups), figsize=(5 * (1 + len(speedups)), 4.5))
+    for name, curve in accuracy.items():
+        sparsity, top1 = zip(*curve)
+        axes[0].plot([100 * s for s in sparsity], [100 * a for a in top1], "o-", label=name)
+    axes[0].axhline(100 * dense, color="black", linestyle="--", linewidth=1, label="dense")
+    axes[0].set_xlabel("weight sparsity (%)")
+    axes[0].set_ylabel("top-1 (%)")
+    axes[0].set_title("accuracy vs sparsity")
+    for axis, (model, curves) in zip(axes[1:], speedups.items()):
+        for name, curve in curves.items():
+            sparsity, speedup = zip(*curve)
+            axis.plot([100 * s for s in sparsity], speedup, "o-", label=name)
+        axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
+        axis.set_xlabel("weight sparsity (%)")
+        axis.set_ylabel("simulated speed-up (x)")
+        axis.set_title(model, fontsize=8)
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    _save(fig, path)

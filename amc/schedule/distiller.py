@@ -13,13 +13,17 @@ carry DataParallel's `module.` where Distiller puts it: first (`module.layer1.0.
 `features` for AlexNet and VGG (`features.module.0.weight`). amc/schedule/distiller_check.py checks the result
 against Distiller's own asserts.
 
+Bit-widths (the schedule's `bits`) become one `quantizers:` instance, QuantAwareTrainRangeLinearQuantizer with
+its policy by default or PostTrainLinearQuantizer (no policy: Distiller applies it at evaluation); see
+amc/schedule/quantizers.py.
+
 Import: amc/schedule/distiller_read.py (`parse_distiller`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import yaml
@@ -27,6 +31,7 @@ import yaml
 from amc.errors import UserError
 from amc.pruning.strategy import Strategy
 from amc.schedule.distiller_read import parse_distiller
+from amc.schedule.quantizers import QAT_CLASS, QUANTIZER_NAME, bits_to_quantizer, quantizer_policy
 from amc.schedule.schedule import Schedule
 
 __all__ = [
@@ -95,11 +100,16 @@ def strategy_to_distiller_yaml(strategy: Strategy, prefix: str = "module.") -> s
 
 
 def schedule_to_distiller_yaml(
-    schedule: Schedule, prefix: str = "module.", model: str = "", input_size: tuple[int, int, int] | None = None
+    schedule: Schedule,
+    prefix: str = "module.",
+    model: str = "",
+    input_size: tuple[int, int, int] | None = None,
+    quantizer: str = QAT_CLASS,
+    layers: Sequence[str] = (),
 ) -> str:
     """The schedule as Distiller YAML; `model`/`input_size` default to the strategy's metadata."""
-    data = schedule_to_distiller(schedule, prefix, model, input_size)
-    return _header(schedule, model, input_size) + yaml.safe_dump(data, sort_keys=False, width=100)
+    data = schedule_to_distiller(schedule, prefix, model, input_size, quantizer, layers)
+    return _header(schedule, model, input_size, quantizer) + yaml.safe_dump(data, sort_keys=False, width=100)
 
 
 def _model_of(schedule: Schedule, model: str, input_size: tuple[int, int, int] | None) -> tuple[str, Any]:
@@ -108,7 +118,7 @@ def _model_of(schedule: Schedule, model: str, input_size: tuple[int, int, int] |
     return name, input_size or (meta.input_size if meta else None)
 
 
-def _header(schedule: Schedule, model: str, input_size: tuple[int, int, int] | None) -> str:
+def _header(schedule: Schedule, model: str, input_size: tuple[int, int, int] | None, quantizer: str = QAT_CLASS) -> str:
     name, size = _model_of(schedule, model, input_size)
     arch = distiller_arch(name)
     lines = ["# Pruning schedule written by amc, in Distiller's one-shot form (pruners and thinning at epoch 0)."]
@@ -125,6 +135,12 @@ def _header(schedule: Schedule, model: str, input_size: tuple[int, int, int] | N
         lines.append("# desired_sparsity = share of output filters removed: Distiller removes floor(sparsity * n).")
     if schedule.densities:
         lines.append("# levels = share of each weight tensor masked (element-wise): Distiller masks int(s * numel).")
+    if schedule.bits and quantizer == QAT_CLASS:
+        lines.append("# quantizers: bit-widths per layer (null: full precision); set the quantizer policy's")
+        lines.append("# ending_epoch to your fine-tuning length.")
+    elif schedule.bits:
+        lines.append("# quantizers: bit-widths per layer (null: full precision); Distiller applies this post-training")
+        lines.append("# quantizer with `--quantize-eval --qe-config-file` on this file.")
     if name and not arch:
         lines.append(
             f"# Distiller has no model named {name!r}: register yours with distiller.models.register_user_model "
@@ -140,9 +156,15 @@ def _header(schedule: Schedule, model: str, input_size: tuple[int, int, int] | N
 
 
 def schedule_to_distiller(
-    schedule: Schedule, prefix: str = "module.", model: str = "", input_size: tuple[int, int, int] | None = None
+    schedule: Schedule,
+    prefix: str = "module.",
+    model: str = "",
+    input_size: tuple[int, int, int] | None = None,
+    quantizer: str = QAT_CLASS,
+    layers: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The schedule as the dict Distiller's config.dict_config reads."""
+    """The schedule as the dict Distiller's config.dict_config reads; bit-widths as a `quantizer` instance (with
+    `layers`, every conv/linear layer's name, the quantizer's defaults are the most common bit-widths)."""
     name, size = _model_of(schedule, model, input_size)
     arch = distiller_arch(name) or name or "unknown"
     pruners: dict[str, Any] = {}
@@ -173,6 +195,9 @@ def schedule_to_distiller(
             }
         }
         policies.insert(len(policies) - bool(levels), {"extension": {"instance_name": THINNER}, "epochs": [0]})
+    if schedule.bits and (schedule.bits.weights or schedule.bits.activations):
+        data["quantizers"] = {QUANTIZER_NAME: bits_to_quantizer(schedule.bits, layers, quantizer)}
+        policies.extend(quantizer_policy(quantizer))
     data["policies"] = policies
     return data
 

@@ -20,9 +20,10 @@ Semantics, from Distiller's source (IntelLabs/distiller):
 
 What amc does beyond Distiller, always with a note: with no thinning step at all, the structures left masked at
 the end are removed (as a thinning step would); masks after the last thinning stay as weight density; sections
-amc does not use (regularizers, quantizers, lr_schedulers, unscheduled pruners) are named. Pruners whose result
-depends on the trained weights' values (thresholds, sensitivities) are refused: the file does not say what they
-remove. Every error names the file, the key, its line, the value and the fix.
+amc does not use (regularizers, lr_schedulers, unscheduled pruners) are named. A quantizer's bit-widths become
+the schedule's `bits` (amc/schedule/quantizers.py). Pruners whose result depends on the trained weights' values
+(thresholds, sensitivities) are refused: the file does not say what they remove. Every error names the file, the
+key, its line, the value and the fix.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from amc.errors import UserError
 from amc.graph import LayerTable
 from amc.pruning.finegrained import LayerDensities
 from amc.pruning.strategy import Strategy, StrategyMetadata
+from amc.quantize.bits import LayerBits
+from amc.schedule.quantizers import read_quantizers
 from amc.schedule.schedule import Schedule, warn_notes
 from amc.schedule.timeline import BLOCKS, CHANNELS, ELEMENTS, FILTERS, Action, Mask, Step, agp_sparsity
 from hwmodel.spec import LayerSpec
@@ -134,6 +137,7 @@ class _Reader:
         self.notes: list[str] = []
         self.root: yaml.Node | None = None
         self.thinned = False
+        self.bits: LayerBits | None = None
 
     # -------------------------------------------------------------------- errors and notes
 
@@ -192,6 +196,9 @@ class _Reader:
                 "network."
             )
         steps = self.simulate(policies, defs, thinners)
+        quantizers = {policy.name: policy.index for policy in policies if policy.kind == "quantizer"}
+        layers = [layer.name for layer in self.table.layers]
+        self.bits = read_quantizers(self.section(data, "quantizers"), quantizers, layers, self.table.model_name, self)
         return self.result(steps)
 
     def load(self) -> dict[str, Any]:
@@ -246,11 +253,6 @@ class _Reader:
                 "the loss; which weights or structures they drive to zero depends on the training run, so amc cannot "
                 "count them and reports the network without them (a thinning step after them removes what they "
                 "zeroed in Distiller, not in amc's figures)."
-            )
-        if data.get("quantizers"):
-            self.note(
-                f"{self.source}: quantizers {members('quantizers')} set bit widths, which this schedule reader does "
-                "not apply: amc's figures count full-precision weights."
             )
         if data.get("lr_schedulers"):
             self.note(
@@ -893,4 +895,4 @@ class _Reader:
             specs = self.table.specs(final.kept)
             values = {name: mask.density(specs[self.layers[name].index]) for name, mask in final.masks.items()}
             densities = LayerDensities(values, self.table.model_name)
-        return Schedule(strategy, densities, tuple(self.notes), tuple(steps))
+        return Schedule(strategy, densities, tuple(self.notes), tuple(steps), bits=self.bits)

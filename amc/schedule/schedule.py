@@ -1,12 +1,13 @@
 """A pruning schedule as amc reads it: structured part (a Strategy) and element-wise part (LayerDensities).
 
 Distiller schedules can mix both (filter pruning with thinning, then fine-grained AGP on other layers), so the
-imported form holds both; either may be absent. JSON files hold a Strategy, LayerDensities or both.
+imported form holds both; either may be absent. A `quantizers:` section adds per-layer bit-widths (LayerBits).
+JSON files hold a Strategy, LayerDensities, LayerBits or a schedule of them.
 
 A schedule read from Distiller YAML also carries what the file does over time (`timeline`: the state after each
 epoch that fires something) and `notes`: what amc read differently from, or could not take from, the file
 (mask-only pruners, regularizers, quantizers, a missing thinning step). Neither is part of the result's
-identity (equality compares the strategy and densities) nor of amc's JSON.
+identity (equality compares the strategy, densities and bits) nor of amc's JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from amc.graph import LayerTable
 from amc.io import atomic_write_text, json_text
 from amc.pruning.finegrained import DENSITIES_TYPE, LayerDensities
 from amc.pruning.strategy import STRATEGY_TYPE, Strategy
+from amc.quantize.bits import BITS_TYPE, LayerBits
 from amc.schedule.timeline import Step
 
 SCHEDULE_TYPE = "amc.Schedule"
@@ -32,12 +34,14 @@ JSON_SUFFIXES = (".json",)
 
 @dataclass(frozen=True)
 class Schedule:
-    """Channels removed (strategy) and element-wise weight densities (densities); None when a part is absent."""
+    """Channels removed (strategy), element-wise weight densities (densities) and per-layer bit-widths (bits,
+    from a `quantizers:` section); None when a part is absent."""
 
     strategy: Strategy | None = None
     densities: LayerDensities | None = None
     notes: tuple[str, ...] = field(default=(), compare=False)
     timeline: tuple[Step, ...] = field(default=(), compare=False)
+    bits: LayerBits | None = None
 
     def kept_channels(self, table: LayerTable) -> dict[int, int]:
         return self.strategy.kept_channels(table) if self.strategy else {}
@@ -51,6 +55,7 @@ class Schedule:
             "_version": SCHEDULE_VERSION,
             "strategy": self.strategy.to_dict() if self.strategy else None,
             "densities": self.densities.to_dict() if self.densities else None,
+            "bits": self.bits.to_dict() if self.bits else None,
         }
 
     @classmethod
@@ -60,6 +65,8 @@ class Schedule:
             return cls(strategy=Strategy.from_dict(data, source))
         if kind == DENSITIES_TYPE:
             return cls(densities=LayerDensities.from_dict(data, source))
+        if kind == BITS_TYPE:
+            return cls(bits=LayerBits.from_dict(data, source))
         if kind != SCHEDULE_TYPE:
             raise UserError(
                 f"{source} is not an amc schedule, strategy or densities JSON (_type {kind!r}).",
@@ -70,10 +77,11 @@ class Schedule:
             raise UserError(
                 f"{source} has format version {version!r}; this amc reads 1..{SCHEDULE_VERSION}.", fix="upgrade amc."
             )
-        strategy, densities = data.get("strategy"), data.get("densities")
+        strategy, densities, bits = data.get("strategy"), data.get("densities"), data.get("bits")
         return cls(
             Strategy.from_dict(strategy, f"{source} key 'strategy'") if strategy else None,
             LayerDensities.from_dict(densities, f"{source} key 'densities'") if densities else None,
+            bits=LayerBits.from_dict(bits, f"{source} key 'bits'") if bits else None,
         )
 
 
@@ -112,11 +120,13 @@ def load_schedule(path: str | Path, table: LayerTable, warn: bool = True) -> Sch
         schedule.strategy.check(table)
     if schedule.densities:
         schedule.densities.check(table)
+    if schedule.bits:
+        schedule.bits.check(table)
     return schedule
 
 
 def save_schedule(
-    schedule: Schedule | Strategy | LayerDensities,
+    schedule: Schedule | Strategy | LayerDensities | LayerBits,
     path: str | Path,
     prefix: str = "module.",
     model: str = "",
@@ -138,9 +148,11 @@ def save_schedule(
         schedule = Schedule(strategy=schedule)
     elif isinstance(schedule, LayerDensities):
         schedule = Schedule(densities=schedule)
+    elif isinstance(schedule, LayerBits):
+        schedule = Schedule(bits=schedule)
     if path.suffix.lower() in YAML_SUFFIXES:
         atomic_write_text(path, schedule_to_distiller_yaml(schedule, prefix, model, input_size))
-    elif schedule.densities is None and schedule.strategy is not None:
+    elif schedule.densities is None and schedule.bits is None and schedule.strategy is not None:
         schedule.strategy.save(path)
     else:
         atomic_write_text(path, json_text(schedule.to_dict(), path))

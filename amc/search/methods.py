@@ -38,13 +38,18 @@ def get_method(name: str) -> SearchMethod:
 RESUMABLE_CHANGES = (
     "search.workers", "search.executor", "search.ray_address", "search.netadapt.max_iterations",
     "experiment.threads", "experiment.name", "data.root", "cost.allow_foreign_lut", "finetune", "search.episodes",
+    "search.rerank_top", "search.verify_top",
 )  # fmt: skip
-"""Settings a resumed search may change: where and how fast candidates are scored, and what comes after the search;
-every other setting changes the results, so a resume with another value is refused. `search.episodes` may change:
+"""Settings a resumed search may change: where and how fast candidates are scored, and what comes after the search
+(re-ranking and the budget check pick the result among the episodes, after them); every other setting changes the
+episodes, so a resume with another value is refused. `search.episodes` may change:
 more extends the run, fewer (or as many as are done) ends it with what it has. experiment.device and
 experiment.amp may not: GPU (and bfloat16) results are not bit-identical to CPU ones."""
 
-ADDED_SETTINGS = {"experiment.device": "cpu", "experiment.amp": False, "experiment.channels_last": False}
+ADDED_SETTINGS = {
+    "experiment.device": "cpu", "experiment.amp": False, "experiment.channels_last": False,
+    "search.bits_range": [2, 8], "cost.precision": "fp32",
+}  # fmt: skip
 """Settings newer than some run folders: a config.yaml without one was run with this value."""
 
 

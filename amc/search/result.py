@@ -12,12 +12,16 @@ from torch import nn
 from amc.costs.measure import backend_description, measured_latencies_ms
 from amc.errors import UserError
 from amc.io import atomic_write_text
-from amc.problem import Budget, PruningProblem, Result, Task
+from amc.problem import Budget, JointResult, PruningProblem, Result, Task
+from amc.problem.scoring import SearchValScorer
 from amc.pruning import LayerDensities, Strategy, prune_network
+from amc.quantize import LayerBits
 from amc.report.plots import plot_keep_ratios, plot_keep_ratios_side_by_side, plot_search_progress
 from amc.report.sparsity import sparsity_table, sparsity_totals
 from amc.schedule import Schedule, summarize
-from amc.search.run_folder import RunFolder
+from amc.search.candidates import Candidate, top_candidates
+from amc.search.rerank import Reranking, rerank
+from amc.search.run_folder import BEST_FILES, RunFolder
 from amc.search.verify import BY_COST_MODEL_FILE, BudgetVerification, measured_budget_applies, verify_budget
 
 
@@ -57,7 +61,11 @@ class SearchResult:
 
 def network_of(problem: PruningProblem, result: Result) -> nn.Module:
     """A result as a plain network (channels removed, or the smallest weights zeroed): its architecture is
-    what is timed, so channels are ranked by plain L1."""
+    what is timed, so channels are ranked by plain L1. Bit-widths do not change it: this CPU runs it in float."""
+    if isinstance(result, JointResult):
+        result = result.strategy
+    if isinstance(result, LayerBits):
+        return copy.deepcopy(problem.model)
     if isinstance(result, Strategy):
         return prune_network(problem.model, problem.table, result.kept_channels(problem.table)).model
     return prune_network(problem.model, problem.table, densities=result.densities).model
@@ -71,7 +79,7 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
             fix="give it at least one episode (search.episodes).",
         )
     problem = task.problem
-    check = _verify(task, folder, log)
+    ranking, check = _choose(task, folder, log)
     best = folder.best_result
     dense_model = copy.deepcopy(problem.model)
     dense_accuracy = _plain_accuracy(problem, dense_model)
@@ -95,6 +103,9 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
             "best_episode": folder.best_row.episode,
         }
     )
+    if ranking is not None:
+        summary["rerank"] = ranking.to_dict()
+        summary["best_accuracy_whole_split"] = ranking.candidates[ranking.chosen].accuracy
     if check is not None:
         summary["budget_check"] = check.to_dict()
     plots = folder.path / "plots"
@@ -103,6 +114,11 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
         summary.update(sparsity_totals(sparsity))
         atomic_write_text(folder.path / "sparsity.md", sparsity_table(sparsity) + "\n")
         plot_keep_ratios_side_by_side({"best": best.densities}, plots / "best_densities.png", "weight density")
+    elif isinstance(best, (LayerBits, JointResult)):
+        bits = best if isinstance(best, LayerBits) else best.bits
+        if isinstance(best, JointResult):
+            plot_keep_ratios(best.strategy, plots / "best_keep_ratios.png")
+        plot_bits(bits, plots / "best_bits.png")
     else:
         plot_keep_ratios(best, plots / "best_keep_ratios.png")
     folder.write_summary(summary)
@@ -118,23 +134,60 @@ def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[s
             "model's simulated speed-up is dense cost / best cost. Per-layer reductions: "
             f"{folder.path / 'sparsity.md'}"
         )
+    if isinstance(best, (LayerBits, JointResult)):
+        log(
+            "measured latency is of the float network (thinned, for joint): this CPU does not run mixed precision; "
+            "the cost model prices the bit-widths."
+        )
     return result
 
 
-def _verify(task: Task, folder: RunFolder, log: Callable[[str], None]) -> BudgetVerification | None:
-    """Re-measure the best candidates where the budget is a latency measured here; fall back if the best misses."""
-    problem = task.problem
-    top = task.config.search.verify_top
-    if not top or not isinstance(folder.best_result, Strategy) or not measured_budget_applies(problem):
-        return None
-    check, replacement = verify_budget(problem, folder, task.input_size, top)
-    if replacement is not None:
-        assert folder.best_result is not None
-        folder.best_result.save(folder.path / BY_COST_MODEL_FILE)
-        folder.best_row, strategy = replacement
-        folder.save_best(strategy)
-    log(check.verdict())
-    return check
+def plot_bits(bits: LayerBits, path: Path) -> None:
+    """Per-layer weight and activation bits of a result, as shares of 8 bits."""
+    shares = {kind: {name: value / 8 for name, value in per_layer.items()}
+              for kind, per_layer in (("weights", bits.weights), ("activations", bits.activations))}  # fmt: skip
+    plot_keep_ratios_side_by_side(shares, path, "bits / 8")
+
+
+def _choose(
+    task: Task, folder: RunFolder, log: Callable[[str], None]
+) -> tuple[Reranking | None, BudgetVerification | None]:
+    """Re-rank the best candidates on the whole search-val split, then re-measure them where the budget is a
+    latency measured here; the folder's best becomes the first candidate (re-ranked) that meets the budget."""
+    problem, search = task.problem, task.config.search
+    reranks = (
+        search.rerank_top > 0 and task.data is not None and isinstance(problem.scorer, SearchValScorer)
+        and search.method != "netadapt" and problem.decision_size == 1
+    )  # fmt: skip
+    verifies = search.verify_top > 0 and isinstance(folder.best_result, Strategy) and measured_budget_applies(problem)
+    if not (reranks or verifies):
+        return None, None
+    candidates = top_candidates(folder, problem, max(search.rerank_top * reranks, search.verify_top * verifies))
+    ranking = None
+    if reranks:
+        assert task.data is not None and isinstance(problem.scorer, SearchValScorer)
+        scorer = problem.scorer.on_whole(task.data.search_val, task.config.data.batch_size)
+        ranking = rerank(problem, candidates[: search.rerank_top], scorer, scorer.images)
+        log(ranking.verdict())
+        if ranking.chosen:
+            _replace_best(folder, candidates[ranking.chosen], "best_by_search_score_")
+        candidates = [candidates[index] for index in ranking.order] + candidates[search.rerank_top :]
+    check = None
+    if verifies:
+        check, replacement = verify_budget(problem, candidates[: search.verify_top], task.input_size)
+        if replacement is not None:
+            _replace_best(folder, replacement, BY_COST_MODEL_FILE.removesuffix("strategy.json"))
+        log(check.verdict())
+    return ranking, check
+
+
+def _replace_best(folder: RunFolder, candidate: Candidate, kept_as: str) -> None:
+    """Make `candidate` the folder's result; the result it replaces is kept as `kept_as` + its usual name's tail."""
+    assert folder.best_result is not None
+    replaced = folder.best_result
+    folder.best_result.save(folder.path / (kept_as + BEST_FILES[type(replaced)].removeprefix("best_")))
+    folder.best_row, result, _ = candidate
+    folder.save_best(result)
 
 
 def _plain_accuracy(problem: PruningProblem, model: nn.Module) -> float:

@@ -3,8 +3,10 @@
     config.yaml          the resolved config, as run
     episodes.csv         one row per episode / trial / candidate: keep ratios, cost, accuracy, reward, times
     best_strategy.json   the best strategy within the budget so far (rewritten atomically on improvement); element-wise
-                         searches write best_densities.json (per-layer weight densities) instead
-    best_schedule.yaml   the same as a Distiller-style schedule
+                         searches write best_densities.json (per-layer weight densities) instead, bit-width
+                         searches best_bits.json (amc.quantize.LayerBits), joint searches both best_strategy.json
+                         and best_bits.json
+    best_schedule.yaml   the same as a Distiller-style schedule (channels or densities; bits have none)
     summary.json         dense vs best: cost, measured latency, search-val accuracy, wall time
     plots/               progress over episodes, per-layer keep ratios of the best strategy
     best_history/        each new best as it was found, named by its row in episodes.csv (<row>-best_strategy.json)
@@ -22,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +32,17 @@ from typing import Any
 from amc.config import ExperimentConfig, save_config
 from amc.errors import UserError
 from amc.io import atomic_write_json, atomic_write_text
-from amc.problem import Result
+from amc.problem import JointResult, Result
 from amc.pruning import LayerDensities, Strategy
+from amc.quantize import LayerBits
 from amc.schedule import save_schedule
 
-BEST_FILES = {Strategy: "best_strategy.json", LayerDensities: "best_densities.json"}
+BEST_FILES: dict[type, str] = {
+    JointResult: "best_strategy.json",  # first: a joint result is a strategy with its bits beside it
+    Strategy: "best_strategy.json",
+    LayerDensities: "best_densities.json",
+    LayerBits: "best_bits.json",
+}
 HISTORY = "best_history"
 
 BASE_COLUMNS = (
@@ -143,25 +151,27 @@ class RunFolder:
     def save_best(self, result: Result) -> None:
         self.best_result = result
         result.save(self.path / BEST_FILES[type(result)])
-        save_schedule(result, self.path / "best_schedule.yaml")
+        schedule = result.strategy if isinstance(result, JointResult) else result
+        if not isinstance(schedule, LayerBits):
+            save_schedule(schedule, self.path / "best_schedule.yaml")
 
     def restore_best(self) -> None:
         """After a resume: the best row within the budget and the best result from what is already on disk
         (rows over the budget, NetAdapt's intermediate candidates, never win)."""
         self._drop_archives_after(self.rows_written)
-        saved = [(kind, self.path / name) for kind, name in BEST_FILES.items() if (self.path / name).exists()]
+        saved = [(kind, self.path / name) for kind, name in BEST_FILES.items() if _saved(kind, self.path / name)]
         rows = [(position, row) for position, row in enumerate(self.episode_rows(), 1) if row.cost <= row.budget]
         if not rows:
             return
         position, self.best_row = max(rows, key=lambda item: item[1].reward)
         archived = [(kind, self._archived(position, kind)) for kind in BEST_FILES]
-        archived = [(kind, path) for kind, path in archived if path.is_file()]
+        archived = [(kind, path) for kind, path in archived if _saved(kind, path)]
         if archived:  # the best of the kept rows, whatever a kill left in the best files: rewrite them from it
             kind, path = archived[0]
-            self.save_best(Strategy.load(path) if kind is Strategy else LayerDensities.load(path))
+            self.save_best(_load(kind, path))
         elif saved:  # a folder written before best_history/
             kind, path = saved[0]
-            self.best_result = Strategy.load(path) if kind is Strategy else LayerDensities.load(path)
+            self.best_result = _load(kind, path)
         else:
             self.best_row = None
 
@@ -191,6 +201,19 @@ class RunFolder:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         atomic_write_json(self.path / "summary.json", _finite(summary))
+
+
+def _saved(kind: type, path: Path) -> bool:
+    """Whether a result of `kind` is saved at `path` (a joint result needs its bits beside the strategy)."""
+    return JointResult.saved_at(path) if kind is JointResult else path.is_file()
+
+
+def _load(kind: type, path: Path) -> Result:
+    loaders: dict[type, Callable[[Path], Result]] = {
+        JointResult: JointResult.load, Strategy: Strategy.load, LayerDensities: LayerDensities.load,
+        LayerBits: LayerBits.load,
+    }  # fmt: skip
+    return loaders[kind](path)
 
 
 def recorded_rows(folder: Path) -> list[dict[str, str]]:

@@ -2,23 +2,23 @@
 
 A measured LUT prices a network from its layers, and where searches land (the thin end of the space, where fixed
 per-op costs weigh most) its prediction can miss. So when the budget is a latency priced by a measured LUT, the
-best few candidates within the budget by the LUT (highest reward first) are timed as whole networks on the LUT's
-own runtime, interleaved with the dense network. The budget is rescaled by the dense network's measured over
-predicted latency, so the machine being faster or slower now than when the LUT was measured is not taken for a
-miss; the most rewarding candidate that meets the rescaled budget is the search's result.
+best few candidates within the budget by the LUT (re-ranked, or highest reward first) are timed as whole
+networks on the LUT's own runtime, interleaved with the dense network. The budget is rescaled by the dense
+network's measured over predicted latency, so the machine being faster or slower now than when the LUT was
+measured is not taken for a miss; the first candidate in that order that meets the rescaled budget is the
+search's result.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 from torch import nn
 
 from amc.config import MEASURED_TOLERANCE
 from amc.problem import PruningProblem
-from amc.pruning import Strategy, prune_network
-from amc.search.run_folder import EpisodeRow, RunFolder
+from amc.pruning import prune_network
+from amc.search.candidates import Candidate
 from hwmodel.lut import LutCostModel
 
 BY_COST_MODEL_FILE = "best_by_cost_model_strategy.json"
@@ -92,53 +92,19 @@ def measured_budget_applies(problem: PruningProblem) -> bool:
     return isinstance(model, LutCostModel) and problem.budget.metric == "latency" and not model.foreign
 
 
-def candidate_rows(folder: RunFolder, problem: PruningProblem, top: int) -> list[tuple[EpisodeRow, Strategy]]:
-    """The best row and up to `top` - 1 more within the budget by reward, each with its strategy rebuilt from
-    its keep ratios (rows whose rebuilt strategy does not price as recorded are skipped)."""
-    best, best_row = folder.best_result, folder.best_row
-    assert isinstance(best, Strategy) and best_row is not None
-    found: list[tuple[EpisodeRow, Strategy]] = [(best_row, best)]
-    seen = {tuple(sorted(best.kept_channels(problem.table).items()))}
-    rows = sorted(
-        (row for row in folder.episode_rows() if row.cost <= row.budget and len(row.keep_ratios) == len(problem.order)),
-        key=lambda row: -row.reward,
-    )
-    for row in rows:
-        if len(found) >= top:
-            break
-        decisions = {
-            unit: min(
-                problem.candidates[unit], key=lambda count: abs(count - ratio * problem.table.groups[unit].channels)
-            )
-            for unit, ratio in zip(problem.order, row.keep_ratios)
-        }
-        key = tuple(sorted(decisions.items()))
-        if key in seen or not math.isclose(problem.cost(decisions), row.cost, rel_tol=1e-4):
-            continue
-        seen.add(key)
-        metadata = replace(best.metadata, cost=row.cost, accuracy=row.accuracy)
-        found.append((row, problem.result(decisions, metadata)))  # type: ignore[arg-type]
-    return found
-
-
-def _nearest(counts: list[int], target: float) -> int:
-    return min(counts, key=lambda count: abs(count - target))
-
-
 def verify_budget(
-    problem: PruningProblem, folder: RunFolder, input_size: tuple[int, int, int], top: int
-) -> tuple[BudgetVerification, tuple[EpisodeRow, Strategy] | None]:
-    """Measure the dense network and the top candidates together on the LUT's backend.
+    problem: PruningProblem, candidates: list[Candidate], input_size: tuple[int, int, int]
+) -> tuple[BudgetVerification, Candidate | None]:
+    """Measure the dense network and the candidates (the search's result first) together on the LUT's backend (an
+    INT8 LUT's backend times them as INT8 graphs, as its units were timed).
 
-    Returns the verification and the row and strategy the search should return instead of its best (None: keep
-    the best).
+    Returns the verification and the candidate the search should return instead of its result (None: keep it).
     """
     lut = problem.cost_model
     assert isinstance(lut, LutCostModel)
-    candidates = candidate_rows(folder, problem, top)
     networks: list[nn.Module] = [problem.model] + [
-        prune_network(problem.model, problem.table, strategy.kept_channels(problem.table)).model
-        for _, strategy in candidates
+        prune_network(problem.model, problem.table, result.kept_channels(problem.table)).model  # type: ignore[union-attr]
+        for _, result, _ in candidates
     ]
     times = [m.median_ms for m in lut.backend.measure_networks(networks, (1, *input_size))]
     dense_ms, measured = times[0], times[1:]
@@ -147,11 +113,11 @@ def verify_budget(
     limit = measured_budget * (1 + MEASURED_TOLERANCE)
     rows = tuple(
         MeasuredCandidate(row.episode, row.accuracy, row.reward, row.cost, ms, ms <= limit)
-        for (row, _), ms in zip(candidates, measured)
+        for (row, _, _), ms in zip(candidates, measured)
     )
     chosen = next((index for index, row in enumerate(rows) if row.meets), None)
     verification = BudgetVerification(
-        f"{lut.table.backend}, {lut.table.settings['threads']} thread(s)", budget.value, budget.dense_cost, dense_ms,
+        f"{lut.table.runtime}, {lut.table.settings['threads']} thread(s)", budget.value, budget.dense_cost, dense_ms,
         measured_budget, MEASURED_TOLERANCE, rows, chosen,
     )  # fmt: skip
     return verification, candidates[chosen] if chosen not in (None, 0) else None

@@ -63,6 +63,21 @@ class TrainSettings:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class TrainHooks:
+    """Where a caller changes the network while it trains (amc.schedule.runner: pruning schedules)."""
+
+    epoch_start: Callable[[int, nn.Module], bool] | None = None
+    """Called before each epoch (0-based; also the first one after a resume, once the checkpoint is loaded);
+    returns True when it replaced the model's parameters (thinning), so the optimiser is rebuilt."""
+    after_step: Callable[[nn.Module], None] | None = None
+    """Called after every optimiser step (e.g. to re-apply weight masks)."""
+    epoch_end: Callable[[EpochRecord, nn.Module], None] | None = None
+    """Called after each epoch's validation, before its checkpoint is written."""
+    max_steps_per_epoch: int | None = None
+    """Train on at most this many batches per epoch (a random subset, new each epoch)."""
+
+
 def accuracy_on(
     model: nn.Module, dataset: Dataset, batch_size: int = 256, limit: int | None = None, amp: bool = False
 ) -> Accuracy:
@@ -120,13 +135,15 @@ def train(
     log: Callable[[str], None] = print,
     val_images: int | None = None,
     amp: bool = False,
+    hooks: TrainHooks | None = None,
 ) -> TrainResult:
     """Train `model` in place, on its device (`amp`: bfloat16 autocast); with `state_path`, checkpoint each epoch
     there and resume from it if present (only with the settings it was made with: other settings are a UserError
     naming each; the device is not one of them, a checkpoint holds plain weights). The checkpoint is locked
-    (`<state_path>.lock`) while training, so a second run writing it is refused."""
+    (`<state_path>.lock`) while training, so a second run writing it is refused. `hooks` let a caller change the
+    network between epochs and after each step."""
     with lock_file(state_path, "training checkpoint") if state_path is not None else nullcontext():
-        return _train(model, train_set, val_set, settings, state_path, progress, log, val_images, amp)
+        return _train(model, train_set, val_set, settings, state_path, progress, log, val_images, amp, hooks)
 
 
 def _train(
@@ -139,10 +156,14 @@ def _train(
     log: Callable[[str], None],
     val_images: int | None,
     amp: bool,
+    hooks: TrainHooks | None = None,
 ) -> TrainResult:
     torch.manual_seed(settings.seed)
+    hooks = hooks or TrainHooks()
     optimizer = make_optimizer(model, settings)
     steps_per_epoch = math.ceil(len(train_set) / settings.batch_size)  # type: ignore[arg-type]
+    if hooks.max_steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, hooks.max_steps_per_epoch)
     total = steps_per_epoch * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total, min(200, total // 10)))
     records: list[EpochRecord] = []
@@ -168,8 +189,13 @@ def _train(
     for epoch in range(start_epoch, settings.epochs):
         generator = torch.Generator().manual_seed(settings.seed * 1000 + epoch)
         tick = time.perf_counter()
+        if hooks.epoch_start is not None and hooks.epoch_start(epoch, model):
+            optimizer, scheduler = _rebuild_optimizer(model, settings, scheduler)
         model.train()
-        batches = iterate_batches(train_set, settings.batch_size, shuffle=True, seed=settings.seed * 1000 + epoch)
+        limit = steps_per_epoch * settings.batch_size if hooks.max_steps_per_epoch is not None else None
+        batches = iterate_batches(
+            train_set, settings.batch_size, shuffle=True, seed=settings.seed * 1000 + epoch, limit=limit
+        )
         loss_sum, correct, seen = _run_epoch(
             model,
             batches,
@@ -179,11 +205,14 @@ def _train(
             settings,
             generator,
             amp,
+            hooks.after_step,
             tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False),
         )
         val = accuracy_on(model, val_set, limit=val_images, amp=amp)
         record = EpochRecord(epoch + 1, loss_sum / seen, correct / seen, val.top1, time.perf_counter() - tick)
         records.append(record)
+        if hooks.epoch_end is not None:
+            hooks.epoch_end(record, model)
         log(
             f"epoch {record.epoch}/{settings.epochs}: train loss {record.train_loss:.4f}  train acc "
             f"{100 * record.train_top1:.2f}%  val acc {100 * record.val_top1:.2f}%  ({record.seconds:.0f} s)"
@@ -203,6 +232,19 @@ def _train(
     return TrainResult(tuple(records), time.perf_counter() - begin)
 
 
+def _rebuild_optimizer(
+    model: nn.Module, settings: TrainSettings, scheduler: torch.optim.lr_scheduler.LambdaLR
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """A fresh optimiser over the model's new parameters, its LR schedule continuing where `scheduler` was
+    (momentum starts again: the old buffers have the old shapes)."""
+    optimizer = make_optimizer(model, settings)
+    fresh = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas[0])
+    fresh.load_state_dict(scheduler.state_dict())
+    for group, lr in zip(optimizer.param_groups, fresh.get_last_lr()):
+        group["lr"] = lr
+    return optimizer, fresh
+
+
 def _run_epoch(
     model: nn.Module,
     batches: Iterable[tuple[Tensor, Tensor]],
@@ -212,6 +254,7 @@ def _run_epoch(
     settings: TrainSettings,
     generator: torch.Generator,
     amp: bool,
+    after_step: Callable[[nn.Module], None] | None,
     bar: tqdm,
 ) -> tuple[float, int, int]:
     loss_sum, correct, seen = 0.0, 0, 0
@@ -227,6 +270,8 @@ def _run_epoch(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if after_step is not None:
+                after_step(model)
             scheduler.step()
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()

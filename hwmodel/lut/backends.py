@@ -9,13 +9,20 @@ Three backends, each with a fixed thread count:
   a unit's blocked-layout border conversions, which a network pays only at its ends, are taken out (`nchwc`);
 - openvino: OpenVINO's CPU plugin compiling the same ONNX units and exported networks, latency hint, one stream,
   float32 inference precision.
-Only float32 layers are measured.
+Layers are measured as float32, or, for an INT8 table (onnxruntime and openvino only), as INT8: the unit's float
+graph (BN folded into the conv, as the exporter folds it in a network) quantized to ONNX Runtime's QDQ format with
+`hwmodel.lut.qdq` (per-channel weights, calibrated on random inputs: latency does not depend on the ranges), and
+whole networks exported, quantized the same way (with ONNX Runtime's pre-processing) and timed. In an INT8 network
+ONNX Runtime chains its INT8 convolutions in NHWC uint8 with one QuantizeLinear (+ Transpose) at the input and one
+DequantizeLinear at the output; a unit timed alone pays those borders on every call, so, as with the blocked
+layout (`nchwc`), half a measured border round trip per side is taken out (`int8_borders`).
 """
 
 from __future__ import annotations
 
 import copy
 import io
+import logging
 import math
 import tempfile
 from abc import ABC, abstractmethod
@@ -31,12 +38,25 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 from hwmodel.errors import HwModelError
-from hwmodel.lut.fingerprint import BACKENDS, OPENVINO_DEVICE, OPENVINO_PRECISION, ORT_PROVIDER, import_openvino
+from hwmodel.lut.fingerprint import (
+    BACKENDS,
+    OPENVINO_DEVICE,
+    OPENVINO_PRECISION,
+    ORT_PROVIDER,
+    check_precision,
+    import_openvino,
+)
 from hwmodel.lut.nchwc import Shape, in_chain, reorder_shapes, round_trip_model
 from hwmodel.lut.timing import Measurement, interleaved, time_callable
 from hwmodel.spec import LayerSpec
 
 ONNX_OPSET = 17
+UNIT_DTYPES = ("float32", "int8")
+"""The dtypes a layer unit is timed as (int8: a QDQ INT8 graph, on the backends that run one)."""
+CALIBRATION_BATCHES = 2
+"""Random inputs an INT8 graph is calibrated on: the ranges it finds change its numbers, not its speed."""
+QUANTIZED_OPS = frozenset({"QuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"})
+"""Node types that mark an ONNX graph as quantized already (timed as it is, not quantized again)."""
 ACTIVATIONS = ("relu", "relu6", "hardswish", "hardsigmoid", "silu", "gelu")
 _TORCH_ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -69,11 +89,13 @@ class Backend(Protocol):
     ) -> list[Measurement]: ...
 
 
-def _check_measurable(spec: LayerSpec) -> None:
-    if spec.dtype != "float32":
+def _check_measurable(spec: LayerSpec, dtypes: tuple[str, ...] = UNIT_DTYPES) -> None:
+    if spec.dtype not in dtypes:
         raise HwModelError(
-            f"cannot measure a {spec.dtype} layer: LUTs time float32 layers only ({spec.key()}).",
-            fix="describe the layer as float32, or price it with an analytic model (roofline:, systolic:).",
+            f"cannot measure a {spec.dtype} layer here: this backend times {' and '.join(dtypes)} layers only "
+            f"({spec.key()}).",
+            fix="describe the layer as float32 (or int8 for an INT8 LUT on onnxruntime or openvino), or price it "
+            "with an analytic model (roofline:, systolic:).",
         )
     unknown = [kind for kind in spec.fused if kind != "bn" and kind not in ACTIVATIONS]
     if unknown:
@@ -84,8 +106,8 @@ def _check_measurable(spec: LayerSpec) -> None:
 
 
 def torch_unit(spec: LayerSpec) -> tuple[nn.Module, torch.Tensor]:
-    """The layer and its fused followers as one eval-mode module, and an input for it."""
-    _check_measurable(spec)
+    """The layer and its fused followers as one eval-mode module, and an input for it (float32 only)."""
+    _check_measurable(spec, ("float32",))
     layer: nn.Module
     if spec.op == "linear":
         layer = nn.Linear(spec.in_channels, spec.out_channels, bias=spec.bias)
@@ -113,8 +135,31 @@ def torch_unit(spec: LayerSpec) -> tuple[nn.Module, torch.Tensor]:
 
 
 def onnx_unit(spec: LayerSpec) -> tuple[bytes, np.ndarray]:
-    """The layer and its fused followers as a serialised ONNX model, and an input for it."""
+    """The layer and its fused followers as a serialised ONNX model, and an input for it; an int8 spec as its
+    QDQ INT8 graph (see `int8_unit`)."""
     _check_measurable(spec)
+    if spec.dtype == "int8":
+        return int8_unit(spec)
+    model, example = _float_unit(spec)
+    return model.SerializeToString(), example
+
+
+def int8_unit(spec: LayerSpec) -> tuple[bytes, np.ndarray]:
+    """The unit as an INT8 network runs it: the float graph with BN folded into the conv's bias (the exporter
+    folds it so in a network), quantized with `quantize_qdq` on random inputs. Without ONNX Runtime's
+    pre-processing: the unit is already the folded graph it would produce, and pre-processing would be most of
+    the unit's quantization time."""
+    float_spec = LayerSpec.from_dict({**spec.to_dict(), "dtype": "float32"})
+    model, example = _float_unit(float_spec, fold_bn=True)
+    rng = np.random.default_rng(1)
+    calibration = [example] + [
+        rng.standard_normal(example.shape).astype(np.float32) for _ in range(CALIBRATION_BATCHES - 1)
+    ]
+    return quantized_onnx(model, calibration, preprocess=False), example
+
+
+def _float_unit(spec: LayerSpec, fold_bn: bool = False) -> tuple[onnx.ModelProto, np.ndarray]:
+    """The float32 unit graph (random weights, seeded) and an input for it; `fold_bn`: BN as the conv's bias."""
     rng = np.random.default_rng(0)
     inits: list[onnx.TensorProto] = []
 
@@ -132,7 +177,7 @@ def onnx_unit(spec: LayerSpec) -> tuple[bytes, np.ndarray]:
         shape = [spec.batch, spec.in_channels, *spec.in_hw]
         weight = rng.standard_normal((spec.out_channels, spec.in_channels // spec.groups, *spec.kernel))
         inputs = ["x", constant("w", weight)]
-        if spec.bias:
+        if spec.bias or (fold_bn and "bn" in spec.fused):
             inputs.append(constant("b", rng.standard_normal(spec.out_channels)))
         nodes = [
             helper.make_node(
@@ -147,7 +192,8 @@ def onnx_unit(spec: LayerSpec) -> tuple[bytes, np.ndarray]:
             )
         ]
     current = "y0"
-    for index, kind in enumerate(spec.fused):
+    followers = [kind for kind in spec.fused if not (fold_bn and kind == "bn" and spec.op != "linear")]
+    for index, kind in enumerate(followers):
         out = f"y{index + 1}"
         nodes += _onnx_follower(kind, current, out, spec.out_channels, constant, rng)
         current = out
@@ -160,7 +206,49 @@ def onnx_unit(spec: LayerSpec) -> tuple[bytes, np.ndarray]:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
     model.ir_version = 8
-    return model.SerializeToString(), rng.standard_normal(shape).astype(np.float32)
+    return model, rng.standard_normal(shape).astype(np.float32)
+
+
+@contextmanager
+def _quiet_quantizer() -> Iterator[None]:
+    """Silence ONNX Runtime's quantizer's log warnings (a pre-processing hint on every unit), then restore."""
+    before = logging.root.manager.disable
+    logging.disable(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.disable(before)
+
+
+def quantized_onnx(
+    model: onnx.ModelProto | bytes, calibration: Iterable[np.ndarray], *, preprocess: bool = True
+) -> bytes:
+    """`model` (one float32 input) as ONNX Runtime QDQ INT8 bytes (`quantize_qdq` defaults: per-channel signed
+    weights, unsigned activations, MinMax calibration on `calibration`); a graph quantized already as it is."""
+    from hwmodel.lut.qdq import quantize_qdq
+
+    proto = onnx.load_from_string(model) if isinstance(model, bytes) else model
+    if is_quantized(proto):
+        return proto.SerializeToString()
+    with tempfile.TemporaryDirectory(prefix="amc-int8-") as folder, _quiet_quantizer():
+        output = quantize_qdq(proto, Path(folder) / "int8.onnx", calibration, preprocess=preprocess)
+        return output.read_bytes()
+
+
+def is_quantized(model: onnx.ModelProto) -> bool:
+    """Whether the graph holds quantized ops already (a QDQ or QOperator file, e.g. from `amc quantize`)."""
+    return any(node.op_type in QUANTIZED_OPS for node in model.graph.node)
+
+
+def _network_bytes(model_bytes: bytes, example: np.ndarray, precision: str) -> bytes:
+    """A network graph as a backend of `precision` times it: as it is (fp32), or quantized on random inputs."""
+    if precision == "fp32":
+        return model_bytes
+    rng = np.random.default_rng(1)
+    calibration = [example] + [
+        rng.standard_normal(example.shape).astype(np.float32) for _ in range(CALIBRATION_BATCHES - 1)
+    ]
+    return quantized_onnx(model_bytes, calibration)
 
 
 def _onnx_follower(kind: str, x: str, out: str, channels: int, constant: Any, rng: np.random.Generator) -> list[Any]:
@@ -269,15 +357,18 @@ class TorchBackend(_TimingBackend):
 
 
 class OrtBackend(_TimingBackend):
-    """ONNX Runtime, CPU execution provider, all graph optimisations, a fixed thread count, sequential execution."""
+    """ONNX Runtime, CPU execution provider, all graph optimisations, a fixed thread count, sequential execution;
+    `precision` int8: units and networks timed as QDQ INT8 graphs."""
 
     name = "onnxruntime"
 
-    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30) -> None:
-        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30, precision: str = "fp32") -> None:
+        check_precision(self.name, precision)
+        self.threads, self.warmup, self.repeats, self.precision = threads, warmup, repeats, precision
         self._round_trip_ms: dict[Shape, float] = {}
+        self._int8_round_trip_ms: dict[tuple[tuple[int, ...], bool], float] = {}
 
-    def _session(self, model_bytes: bytes, optimized_model: Path | None = None) -> Any:
+    def _session(self, model_bytes: bytes, optimized_model: Path | None = None, optimize: bool = True) -> Any:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -286,7 +377,9 @@ class OrtBackend(_TimingBackend):
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.graph_optimization_level = (
+            ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        )
         options.log_severity_level = 3
         return ort.InferenceSession(model_bytes, options, providers=[ORT_PROVIDER])
 
@@ -302,12 +395,17 @@ class OrtBackend(_TimingBackend):
         return lambda repeats: time_callable(lambda: session.run_with_iobinding(binding), self.warmup, repeats)
 
     def layer_timer(self, spec: LayerSpec) -> Timer:
-        """Times the unit as it runs inside a chain of blocked-layout layers (see `nchwc`)."""
+        """Times the unit as it runs inside a chain of blocked-layout (float) or NHWC uint8 (INT8) layers."""
+        _check_measurable(spec, (_unit_dtype(self.precision),))
         model_bytes, example = onnx_unit(spec)
         with tempfile.TemporaryDirectory() as folder:
             optimized = Path(folder) / "unit.onnx"
             session = self._session(model_bytes, optimized)
-            correction = sum(self._round_trip(shape) for shape in reorder_shapes(optimized, spec)) / 2
+            if self.precision == "int8":
+                borders = int8_borders(optimized, spec)
+                correction = sum(self._int8_round_trip(shape, transposed) for shape, transposed in borders) / 2
+            else:
+                correction = sum(self._round_trip(shape) for shape in reorder_shapes(optimized, spec)) / 2
         timer = self._bound(session, example)
         return lambda repeats: in_chain(timer(repeats), correction)
 
@@ -318,13 +416,78 @@ class OrtBackend(_TimingBackend):
             self._round_trip_ms[shape] = self._timer(round_trip_model(shape), example)(self.repeats).median_ms
         return self._round_trip_ms[shape]
 
+    def _int8_round_trip(self, shape: tuple[int, ...], transposed: bool) -> float:
+        """Median ms of quantizing one activation of `shape` (to NHWC if `transposed`) and back (measured once;
+        timed unoptimised, so ONNX Runtime does not cancel the pair it is meant to time)."""
+        if (shape, transposed) not in self._int8_round_trip_ms:
+            example = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            session = self._session(int8_round_trip_model(shape, transposed), optimize=False)
+            measured = self._bound(session, example)(self.repeats).median_ms
+            self._int8_round_trip_ms[shape, transposed] = measured
+        return self._int8_round_trip_ms[shape, transposed]
+
     def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer:
-        """Export `model` (a copy, eval mode) with torch.onnx (TorchScript exporter); time the session."""
-        return self._timer(*exported_network(model, input_shape, self.threads))
+        """Export `model` (a copy, eval mode) with torch.onnx (TorchScript exporter), quantize it for an INT8
+        backend; time the session."""
+        model_bytes, example = exported_network(model, input_shape, self.threads)
+        return self._timer(_network_bytes(model_bytes, example, self.precision), example)
 
     def file_timer(self, path: Path | str, input_shape: tuple[int, ...]) -> Timer:
-        """Times an ONNX file as it was written (the file a user deploys), not a fresh export of the module."""
-        return self._timer(Path(path).read_bytes(), random_input(input_shape))
+        """Times an ONNX file as it was written (the file a user deploys), not a fresh export of the module; an
+        INT8 backend quantizes a float file first (a file quantized already is timed as it is)."""
+        example = random_input(input_shape)
+        return self._timer(_network_bytes(Path(path).read_bytes(), example, self.precision), example)
+
+
+def _activation_shape(spec: LayerSpec, side: str) -> tuple[int, ...]:
+    channels, hw = (spec.in_channels, spec.in_hw) if side == "input" else (spec.out_channels, spec.out_hw)
+    return (spec.batch, channels) if spec.op == "linear" else (spec.batch, channels, *hw)
+
+
+def int8_borders(optimized_model: Path, spec: LayerSpec) -> list[tuple[tuple[int, ...], bool]]:
+    """(activation shape, transposed to NHWC) of each border the optimised INT8 unit converts at: its input where
+    a QuantizeLinear reads it, its output where a DequantizeLinear writes it."""
+    graph = onnx.load(optimized_model).graph
+    transposed = any(node.op_type == "Transpose" for node in graph.node) and spec.op != "linear"
+    inputs, outputs = {value.name for value in graph.input}, {value.name for value in graph.output}
+    borders = []
+    if any(node.op_type == "QuantizeLinear" and set(node.input[:1]) & inputs for node in graph.node):
+        borders.append((_activation_shape(spec, "input"), transposed))
+    if any(node.op_type == "DequantizeLinear" and set(node.output) & outputs for node in graph.node):
+        borders.append((_activation_shape(spec, "output"), transposed))
+    return borders
+
+
+def int8_round_trip_model(shape: tuple[int, ...], transposed: bool) -> bytes:
+    """x -> QuantizeLinear (uint8) [-> Transpose to NHWC -> back] -> DequantizeLinear: one border of an INT8 unit
+    crossed both ways."""
+    inits = [
+        numpy_helper.from_array(np.array(0.05, dtype=np.float32), "scale"),
+        numpy_helper.from_array(np.array(128, dtype=np.uint8), "zero"),
+    ]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zero"], ["q"])]
+    current = "q"
+    if transposed:
+        nodes += [
+            helper.make_node("Transpose", ["q"], ["nhwc"], perm=[0, 2, 3, 1]),
+            helper.make_node("Transpose", ["nhwc"], ["nchw"], perm=[0, 3, 1, 2]),
+        ]
+        current = "nchw"
+    nodes.append(helper.make_node("DequantizeLinear", [current, "scale", "zero"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "int8_round_trip",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _unit_dtype(precision: str) -> str:
+    return "int8" if precision == "int8" else "float32"
 
 
 def exported_network(model: nn.Module, input_shape: tuple[int, ...], threads: int) -> tuple[bytes, np.ndarray]:
@@ -350,12 +513,14 @@ def random_input(input_shape: tuple[int, ...]) -> np.ndarray:
 
 
 class OpenVinoBackend(_TimingBackend):
-    """OpenVINO on this CPU: the ONNX units and networks compiled with a latency hint, one stream, float32."""
+    """OpenVINO on this CPU: the ONNX units and networks compiled with a latency hint, one stream, float32;
+    `precision` int8: the QDQ INT8 graphs, whose quantized ops OpenVINO runs as INT8 kernels."""
 
     name = "openvino"
 
-    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30) -> None:
-        self.threads, self.warmup, self.repeats = threads, warmup, repeats
+    def __init__(self, threads: int = 1, warmup: int = 10, repeats: int = 30, precision: str = "fp32") -> None:
+        check_precision(self.name, precision)
+        self.threads, self.warmup, self.repeats, self.precision = threads, warmup, repeats, precision
         self._core = import_openvino().Core()
 
     def _timer(self, model_bytes: bytes, example: np.ndarray) -> Timer:
@@ -376,20 +541,28 @@ class OpenVinoBackend(_TimingBackend):
         return lambda repeats: time_callable(request.infer, self.warmup, repeats)
 
     def layer_timer(self, spec: LayerSpec) -> Timer:
+        _check_measurable(spec, (_unit_dtype(self.precision),))
         return self._timer(*onnx_unit(spec))
 
     def network_timer(self, model: nn.Module, input_shape: tuple[int, ...]) -> Timer:
-        return self._timer(*exported_network(model, input_shape, self.threads))
+        model_bytes, example = exported_network(model, input_shape, self.threads)
+        return self._timer(_network_bytes(model_bytes, example, self.precision), example)
 
     def file_timer(self, path: Path | str, input_shape: tuple[int, ...]) -> Timer:
-        """Times an ONNX file as it was written (the file a user deploys), not a fresh export of the module."""
-        return self._timer(Path(path).read_bytes(), random_input(input_shape))
+        """Times an ONNX file as it was written (the file a user deploys), not a fresh export of the module; an
+        INT8 backend quantizes a float file first (a file quantized already is timed as it is)."""
+        example = random_input(input_shape)
+        return self._timer(_network_bytes(Path(path).read_bytes(), example, self.precision), example)
 
 
-def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int = 30, **options: Any) -> Backend:
-    """The backend `name` (`options`: cudnn_benchmark, device_index, for torch-cuda only)."""
+def create_backend(
+    name: str, threads: int = 1, warmup: int = 10, repeats: int = 30, precision: str = "fp32", **options: Any
+) -> Backend:
+    """The backend `name` timing at `precision` (int8: onnxruntime and openvino only; `options`: cudnn_benchmark,
+    device_index, for torch-cuda only)."""
     if name not in BACKENDS:
         raise HwModelError(f"unknown LUT backend {name!r}.", fix=f"use one of {', '.join(BACKENDS)}.")
+    check_precision(name, precision)
     if threads < 1 or repeats < 1 or warmup < 0:
         raise HwModelError(
             f"bad measurement settings: threads={threads}, warmup={warmup}, repeats={repeats}.",
@@ -401,9 +574,10 @@ def create_backend(name: str, threads: int = 1, warmup: int = 10, repeats: int =
         return TorchCudaBackend(threads, warmup, repeats, **options)
     if options:
         raise HwModelError(f"the {name} LUT backend takes no option(s) {', '.join(sorted(options))}.")
-    classes: dict[str, Callable[[int, int, int], Backend]] = {
-        "torch": TorchBackend,
+    if name == "torch":
+        return TorchBackend(threads, warmup, repeats)
+    classes: dict[str, Callable[[int, int, int, str], Backend]] = {
         "onnxruntime": OrtBackend,
         "openvino": OpenVinoBackend,
     }
-    return classes[name](threads, warmup, repeats)
+    return classes[name](threads, warmup, repeats, precision)

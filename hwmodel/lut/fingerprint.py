@@ -31,7 +31,28 @@ ORT_PROVIDER = "CPUExecutionProvider"
 ORT_OPTIMIZATION = "ORT_ENABLE_ALL"
 OPENVINO_DEVICE = "CPU"
 OPENVINO_PRECISION = "f32"
-"""OpenVINO may pick bf16 on CPUs that have it; LUTs time float32, so the hint is set and recorded."""
+"""OpenVINO may pick bf16 on CPUs that have it; LUTs time float32, so the hint is set and recorded (an INT8 unit's
+quantized ops run in INT8 under it; what stays float stays float32)."""
+
+PRECISIONS = ("fp32", "int8")
+"""What a LUT's units are timed as: fp32 (float32 graphs) or int8 (the same graphs quantized to ONNX Runtime's QDQ
+INT8 format, which ONNX Runtime and OpenVINO run as native INT8 kernels)."""
+INT8_BACKENDS = ("onnxruntime", "openvino")
+"""The backends that time INT8 units: the ones that run QDQ ONNX graphs (PyTorch eager has no such graphs)."""
+INT8_QUANTIZATION = "qdq-minmax-u8s8-per-channel"
+"""How an INT8 LUT's graphs are quantized (`hwmodel.lut.qdq` defaults), recorded in its fingerprint."""
+
+
+def check_precision(backend: str, precision: str) -> None:
+    """Raise a one-paragraph error for an unknown precision, or INT8 on a backend that cannot time it."""
+    if precision not in PRECISIONS:
+        raise HwModelError(f"unknown LUT precision {precision!r}.", fix=f"use one of {', '.join(PRECISIONS)}.")
+    if precision == "int8" and backend not in INT8_BACKENDS:
+        raise HwModelError(
+            f"the {backend} LUT backend cannot time INT8 layers: INT8 units are QDQ ONNX graphs, which only "
+            f"{' and '.join(INT8_BACKENDS)} run.",
+            fix=f"use --backend {' or '.join(INT8_BACKENDS)} (cost.lut_backend) for an INT8 LUT, or --precision fp32.",
+        )
 
 
 def cpu_model() -> str:
@@ -53,16 +74,24 @@ def _onednn_version() -> str:
 
 
 def device_fingerprint(
-    backend: str, threads: int, batch: int = 1, *, cudnn_benchmark: bool = True, device_index: int = 0
+    backend: str,
+    threads: int,
+    batch: int = 1,
+    *,
+    cudnn_benchmark: bool = True,
+    device_index: int = 0,
+    precision: str = "fp32",
 ) -> dict[str, str]:
     """The fingerprint of this machine for `backend` run with `threads` threads (all values text).
 
     `batch`, `cudnn_benchmark` and `device_index` enter only the torch-cuda fingerprint: a GPU's latency is a
     staircase in the batch, and cuDNN's autotuner picks other kernels; CPU fingerprints stay as they were, so
-    their existing LUT files still match.
+    their existing LUT files still match. `precision` int8 adds `lut_precision` and `quantization` (fp32
+    fingerprints are as before), so an fp32 table never matches an INT8 setup and vice versa.
     """
     if backend not in BACKENDS:
         raise HwModelError(f"unknown LUT backend {backend!r}.", fix=f"use one of {', '.join(BACKENDS)}.")
+    check_precision(backend, precision)
     fingerprint = {
         "backend": backend,
         "cpu_model": cpu_model(),
@@ -97,6 +126,8 @@ def device_fingerprint(
             "provider": ORT_PROVIDER,
             "graph_optimization": ORT_OPTIMIZATION,
         }
+    if precision == "int8":
+        fingerprint |= {"lut_precision": precision, "quantization": INT8_QUANTIZATION}
     return fingerprint
 
 

@@ -7,7 +7,8 @@ A network's latency is its calibrated scale x the sum of its layers' entries + i
 The file is read once; a lookup is a dict hit. A spec that is not in the table is measured here and now (no
 interpolation across channel counts: latency is a staircase), added, and written back at most every
 `save_every_s` seconds and on `flush()`. Fine-grained weight sparsity is priced as the dense layer: CPUs do not
-skip zeros (wrap the model in `sparse:` for hardware that does).
+skip zeros (wrap the model in `sparse:` for hardware that does). An INT8 table prices every layer as its INT8 unit
+(`LatencyTable.unit_spec`); `require_precision` refuses a table of the other precision than a budget asks for.
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def check_device(table: LatencyTable, path: Path | str, allow_foreign: bool) -> 
         stacklevel=3,
     )
     return True
+
+
+def require_precision(table: LatencyTable, path: Path | str | None, precision: str) -> None:
+    """Refuse a table timed at another precision than `precision`: an fp32 LUT never prices an INT8 budget, nor an
+    INT8 LUT a float one."""
+    if table.precision == precision:
+        return
+    raise HwModelError(
+        f"LUT {path or '<in memory>'} times its layers as {table.precision}, but {precision} latency was asked for.",
+        fix=f"build an {precision} LUT (`amc lut build ... --precision {precision}`; in a config cost.precision: "
+        f"{precision} with cost.model: lut:auto builds it) and use that one.",
+    )
 
 
 @dataclass
@@ -177,9 +190,9 @@ class LutCostModel(CachedCostModel):
         return bound
 
     def missing_layers(self, specs: Sequence[LayerSpec]) -> list[LayerSpec]:
-        """The layers of `specs` (as priced: dense) that the table has no entry for."""
-        dense = (spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0) for spec in specs)
-        return [spec for spec in dense if spec.key() not in self.table.entries]
+        """The layers of `specs` (as priced: dense, at the table's precision) that the table has no entry for."""
+        units = (self.table.unit_spec(spec) for spec in specs)
+        return [spec for spec in units if spec.key() not in self.table.entries]
 
     def require_network(self, specs: Sequence[LayerSpec], name: str, action: str) -> None:
         """Refuse a LUT that lacks layers of the unpruned network `specs` (named `name`): a LUT of another model
@@ -199,10 +212,10 @@ class LutCostModel(CachedCostModel):
 
     def entry_ms(self, spec: LayerSpec) -> float:
         """The layer timed alone (measured now if missing): the table's number, without any network's scale."""
-        dense = spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0)
-        entry = self.table.entries.get(dense.key())
+        unit = self.table.unit_spec(spec)
+        entry = self.table.entries.get(unit.key())
         if entry is None:
-            entry = self.measure(dense)
+            entry = self.measure(unit)
         return entry.median_ms
 
     def _price(self, spec: LayerSpec) -> float:
@@ -221,7 +234,9 @@ class LutCostModel(CachedCostModel):
             )
 
     def measure(self, spec: LayerSpec) -> Measurement:
-        """Measure `spec` on this machine now and add it to the table (written back on the next save)."""
+        """Measure `spec` (as its unit at the table's precision) on this machine now and add it to the table
+        (written back on the next save)."""
+        spec = self.table.unit_spec(spec)
         self._check_measurable_here(spec)
         measurement = self.backend.measure_layer(spec)
         self.table.add(spec, measurement)
@@ -238,7 +253,7 @@ class LutCostModel(CachedCostModel):
 
         `done(n)` is called after each chunk with the number of specs it measured (for a progress bar).
         """
-        missing = list({spec.key(): spec for spec in specs if spec.key() not in self.table.entries}.values())
+        missing = list({spec.key(): spec for spec in self.missing_layers(specs)}.values())
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start : start + CHUNK]
             for spec in chunk:

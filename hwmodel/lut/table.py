@@ -10,7 +10,9 @@ never leaves a half-written table. Layout:
                                        "mape_after"}}}
 
 `settings.batch` (the batch every entry and whole-network run is measured at) is 1 in files written before it
-existed; a torch-cuda table also records `cudnn_benchmark` (1 on, 0 off) and `device_index`.
+existed; a torch-cuda table also records `cudnn_benchmark` (1 on, 0 off) and `device_index`; an INT8 table records
+`precision_bits` 8 (its units timed as QDQ INT8 graphs, its entries keyed with dtype int8). A table without
+`precision_bits` is float32, as every file written before INT8 tables existed.
 
 A per-network overhead (scale and offset) is keyed by the network's *structure* (every layer's spec without its
 channel counts), so it applies to every pruned variant of the network it was fitted on and to no other network.
@@ -23,14 +25,14 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hwmodel.errors import HwModelError
-from hwmodel.lut.fingerprint import BACKENDS, CUDA_BACKEND, device_fingerprint
+from hwmodel.lut.fingerprint import BACKENDS, CUDA_BACKEND, check_precision, device_fingerprint
 from hwmodel.lut.timing import Measurement
-from hwmodel.spec import SPEC_KEY_VERSION, LayerSpec
+from hwmodel.spec import FULL_PRECISION_BITS, SPEC_KEY_VERSION, LayerSpec
 
 LUT_SCHEMA = "amc-latency-lut"
 LUT_SCHEMA_VERSION = 1
@@ -38,6 +40,10 @@ MAX_ENTRY_MS = 1e6
 """Largest believable layer time or offset (over 16 minutes per layer): anything above is a corrupt entry."""
 MAX_SCALE = 100.0
 """Largest believable per-network scale (fits are clipped to [0.5, 2]; see `hwmodel.lut.fidelity.SCALE_RANGE`)."""
+PRECISION_BITS = {"fp32": 32, "int8": 8}
+"""`settings.precision_bits` of each precision (absent: fp32)."""
+UNIT_DTYPES = {"fp32": "float32", "int8": "int8"}
+"""The `LayerSpec.dtype` a table of each precision keys and times its entries as."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +95,18 @@ class LatencyTable:
         *,
         cudnn_benchmark: bool = True,
         device_index: int = 0,
+        precision: str = "fp32",
     ) -> LatencyTable:
-        """An empty table fingerprinted for this machine (cudnn_benchmark, device_index: torch-cuda only)."""
+        """An empty table fingerprinted for this machine (cudnn_benchmark, device_index: torch-cuda only;
+        precision: fp32, or int8 on a backend that runs QDQ graphs)."""
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise HwModelError(f"a LUT's batch is {batch!r}.", fix="use a whole number >= 1 (--batch, default 1).")
+        check_precision(backend, precision)
         settings = {"warmup": warmup, "repeats": repeats, "threads": threads, "batch": batch}
         if backend == CUDA_BACKEND:
             settings |= {"cudnn_benchmark": int(cudnn_benchmark), "device_index": device_index}
+        if precision != "fp32":
+            settings["precision_bits"] = PRECISION_BITS[precision]
         table = cls(backend, {}, settings)
         table.fingerprint = device_fingerprint(backend, threads, batch, **table.backend_options())
         return table
@@ -105,14 +116,47 @@ class LatencyTable:
         """The batch the table's entries and whole-network runs are measured at."""
         return self.settings.get("batch", 1)
 
+    @property
+    def precision(self) -> str:
+        """What the entries were timed as: fp32, or int8 (QDQ INT8 graphs)."""
+        return _precision_of(self.settings.get("precision_bits", PRECISION_BITS["fp32"]))
+
+    @property
+    def runtime(self) -> str:
+        """The backend as reports name it: `onnxruntime`, or `onnxruntime int8` for an INT8 table."""
+        return self.backend if self.precision == "fp32" else f"{self.backend} {self.precision}"
+
     def backend_options(self) -> dict[str, Any]:
-        """The settings besides threads, warm-up and repeats that its backend is created with (torch-cuda only)."""
+        """The settings besides threads, warm-up and repeats that its backend (and fingerprint) is created with:
+        torch-cuda's cuDNN mode and device, an INT8 table's precision."""
+        options: dict[str, Any] = {} if self.precision == "fp32" else {"precision": self.precision}
         if self.backend != CUDA_BACKEND:
-            return {}
-        return {
+            return options
+        return options | {
             "cudnn_benchmark": bool(self.settings.get("cudnn_benchmark", 1)),
             "device_index": self.settings.get("device_index", 0),
         }
+
+    def unit_spec(self, spec: LayerSpec) -> LayerSpec:
+        """The entry `spec` is priced by: the dense layer (CPUs do not skip zeros) at the table's precision.
+
+        An fp32 table keeps the spec as it is (its keys are those of every earlier file) and refuses an int8 layer;
+        an INT8 table prices every layer as an INT8 unit (dtype int8, bits left to the dtype: CPU INT8 kernels run
+        8 bits whatever narrower width a spec names).
+        """
+        dense = spec if spec.sparsity_pattern == "dense" else spec.with_density(1.0)
+        if self.precision == "fp32":
+            if dense.dtype == UNIT_DTYPES["int8"]:
+                raise HwModelError(
+                    f"an fp32 latency table cannot price the int8 layer {dense.key()}.",
+                    fix="build an INT8 LUT (`amc lut build ... --precision int8`, cost.precision: int8) and price "
+                    "with that one.",
+                )
+            return dense
+        dtype = UNIT_DTYPES[self.precision]
+        if dense.dtype == dtype and not dense.quantized:
+            return dense
+        return replace(dense, dtype=dtype, weight_bits=FULL_PRECISION_BITS, activation_bits=FULL_PRECISION_BITS)
 
     def add(self, spec: LayerSpec, measurement: Measurement) -> None:
         key = spec.key()
@@ -212,12 +256,19 @@ def _parse(data: Any, path: Path) -> LatencyTable:
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
             allowed = "0 or 1" if high == 1 else f"a whole number >= {low}"
             raise _bad(path, f"settings.{key}", value, f"it must be {allowed}; {rebuild}")
+    _check_precision_setting(path, backend, settings)
     table = LatencyTable(backend, {str(k): str(v) for k, v in fingerprint.items()}, dict(settings))
     entries = data.get("entries")
     if not isinstance(entries, dict):
         raise _bad(path, "entries", type(entries).__name__, rebuild)
+    dtype = UNIT_DTYPES[table.precision]
     for key, entry in entries.items():
         table.entries[key], table.specs[key] = _entry(path, key, entry)
+        if (table.specs[key].dtype == UNIT_DTYPES["int8"]) != (dtype == UNIT_DTYPES["int8"]):
+            raise _bad(
+                path, f"entries.{key}.spec.dtype", table.specs[key].dtype,
+                f"a {table.precision} table holds {dtype} entries only; {rebuild}",
+            )  # fmt: skip
     overheads = data.get("overheads", {})
     if not isinstance(overheads, dict):
         raise _bad(path, "overheads", type(overheads).__name__, rebuild)
@@ -236,6 +287,25 @@ def _parse(data: Any, path: Path) -> LatencyTable:
             raise _bad(path, f"overheads.{key}", overhead, "re-run `amc lut calibrate`.") from None
         _check_overhead(path, key, table.overheads[key])
     return table
+
+
+def _precision_of(bits: int) -> str:
+    return next(name for name, value in PRECISION_BITS.items() if value == bits)
+
+
+def _check_precision_setting(path: Path, backend: str, settings: dict[str, Any]) -> None:
+    """`settings.precision_bits`: absent or 32 (fp32, dropped so the file reads back as written) or 8 (int8, on a
+    backend that times INT8)."""
+    bits = settings.get("precision_bits", PRECISION_BITS["fp32"])
+    allowed = " or ".join(f"{value} ({name})" for name, value in PRECISION_BITS.items())
+    if isinstance(bits, bool) or bits not in PRECISION_BITS.values():
+        raise _bad(path, "settings.precision_bits", bits, f"it must be {allowed}; rebuild it with `amc lut build`.")
+    if bits == PRECISION_BITS["fp32"]:
+        settings.pop("precision_bits", None)
+    try:
+        check_precision(backend, _precision_of(bits))
+    except HwModelError as error:
+        raise _bad(path, "settings.precision_bits", bits, f"{error.problem} Rebuild it with `amc lut build`.") from None
 
 
 def _check_overhead(path: Path, key: str, overhead: NetworkOverhead) -> None:

@@ -13,7 +13,7 @@ from hwmodel.registry import check_cost_model, create_cost_model, list_cost_mode
 from hwmodel.spec import LayerSpec
 
 SPEC = LayerSpec("conv", 16, 32, kernel=3, padding=1, in_hw=16, fused=("bn", "relu"))
-UNITS = {"latency": "ms", "energy": "mJ", "macs": "MACs", "params": "params"}
+UNITS = {"latency": "ms", "energy": "mJ", "macs": "MACs", "params": "params", "size": "bytes"}
 
 
 def listed_names() -> list[str]:

@@ -63,8 +63,17 @@ def test_the_best_is_re_measured_beside_dense_and_the_verdict_said(lut_path: Pat
     assert all(c["predicted"] <= check["budget_ms"] + 1e-12 for c in check["candidates"])
     assert check["dense_measured_ms"] == summary["dense_latency_ms"] > 0
     assert any(line.startswith("budget check on torch, 1 thread(s)") for line in summary["log"])
-    rewards = [c["reward"] for c in check["candidates"]]
-    assert rewards == sorted(rewards, reverse=True)  # the most rewarding first
+    ranked = summary["rerank"]["candidates"]
+    by_whole_split = sorted(range(len(ranked)), key=lambda i: (-ranked[i]["accuracy"], i))
+    # measured in the re-ranked order: best on the whole search-val split first
+    assert [c["episode"] for c in check["candidates"]] == [ranked[i]["episode"] for i in by_whole_split][:5]
+
+
+def test_without_re_ranking_the_most_rewarding_are_measured_first(lut_path: Path, tmp_path: Path) -> None:
+    summary = search(lut_path, tmp_path / "run", **{"search.rerank_top": 0})
+    assert "rerank" not in summary
+    rewards = [c["reward"] for c in summary["budget_check"]["candidates"]]
+    assert rewards == sorted(rewards, reverse=True)
 
 
 def test_a_best_that_misses_when_measured_falls_back_to_one_that_meets(lut_path: Path, tmp_path: Path) -> None:

@@ -1,9 +1,10 @@
 """Bayesian optimisation: Optuna's TPE over the per-unit keep ratios, the budget enforced by the problem's clipping.
 
-TPE suggests one keep ratio per decision unit; the problem clips them to the budget exactly as it clips AMC's
-actions and scores the variant; TPE is told the outcome's reward. The study lives in an Optuna storage, by default
-`sqlite:///<run folder>/study.db`; `search.bayes.storage` can point several `amc search --method bayes` processes
-(each with its own run folder) at one database, so they share one history (no longer reproducible, then).
+TPE suggests one keep ratio per decision unit (for bits and joint problems, each of a step's normalised actions);
+the problem clips them to the budget exactly as it clips AMC's actions and scores the variant; TPE is told the
+outcome's reward. The study lives in an Optuna storage, by default `sqlite:///<run folder>/study.db`;
+`search.bayes.storage` can point several `amc search --method bayes` processes (each with its own run folder) at
+one database, so they share one history (no longer reproducible, then).
 
 Trial k's sampler is seeded with (experiment.seed, k) and sees only finished trials, so with search.bayes.trial_batch=1
 a resumed run suggests exactly what a straight run would. `trial_batch` > 1 asks that many trials at once (TPE's
@@ -67,18 +68,28 @@ def sampler_for(seed: int, trial: int, batch: int) -> optuna.samplers.TPESampler
 
 def ask(study: optuna.Study, problem: PruningProblem, run: str, seed: int, trial: int, batch: int) -> optuna.Trial:
     study.sampler = sampler_for(seed, trial, batch)
-    bounds = problem.bounds
-    space: dict[str, BaseDistribution] = {
-        f"keep:{name}": FloatDistribution(bounds.low, bounds.high) for name in problem.names
-    }
-    suggestion = study.ask(space)
+    suggestion = study.ask(search_space(problem))
     suggestion.set_user_attr(RUN_ATTR, run)
     return suggestion
 
 
+def search_space(problem: PruningProblem) -> dict[str, BaseDistribution]:
+    """A keep ratio per unit; for problems of several numbers per step, each normalised action in [-1, 1]."""
+    if problem.decision_size == 1:
+        bounds = problem.bounds
+        return {f"keep:{name}": FloatDistribution(bounds.low, bounds.high) for name in problem.names}
+    return {key: FloatDistribution(-1.0, 1.0) for key in _action_keys(problem)}
+
+
+def _action_keys(problem: PruningProblem) -> list[str]:
+    return [f"action{number}:{name}" for name in problem.names for number in range(problem.decision_size)]
+
+
 def actions_of(problem: PruningProblem, suggestion: optuna.Trial) -> list[float]:
-    """The suggested keep ratios as normalised actions, played like random search's."""
-    return [problem.bounds.action(suggestion.params[f"keep:{name}"]) for name in problem.names]
+    """The suggested keep ratios (or actions) as normalised actions, played like random search's."""
+    if problem.decision_size == 1:
+        return [problem.bounds.action(suggestion.params[f"keep:{name}"]) for name in problem.names]
+    return [float(suggestion.params[key]) for key in _action_keys(problem)]
 
 
 def run_bayes(

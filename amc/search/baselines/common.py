@@ -31,20 +31,22 @@ def channel_problem(task: Task) -> ChannelProblem:
         raise UserError(
             f"search.method {task.config.search.method} prunes channels, not "
             f"search.granularity={task.config.search.granularity}.",
-            fix="use search.granularity=channel, or search.method amc, random or bayes for element-wise densities.",
+            fix="use search.granularity=channel, or search.method amc, random or bayes (or uniform, for bits and "
+            "joint) for the other granularities.",
         )
     return problem
 
 
 def play(problem: PruningProblem, actions: Sequence[float]) -> Outcome:
-    """One episode of normalised actions (one per step, in [-1, 1], float32 as an agent's): each clipped to the
-    budget in step order, then the decisions scored."""
-    if len(actions) != len(problem.order):
-        raise ValueError(f"{len(actions)} actions for an episode of {len(problem.order)} steps")
+    """One episode of normalised actions (`decision_size` per step, step after step, in [-1, 1], float32 as an
+    agent's): each step's clipped to the budget in step order, then the decisions scored."""
+    size = problem.decision_size
+    if len(actions) != len(problem.order) * size:
+        raise ValueError(f"{len(actions)} actions for an episode of {len(problem.order)} steps of {size}")
     tick = time.perf_counter()
     decided: dict[int, Any] = {}
-    for step, action in enumerate(actions):
-        wanted = problem.wanted(step, [float(np.float32(action))])
+    for step in range(len(problem.order)):
+        wanted = problem.wanted(step, [float(np.float32(a)) for a in actions[step * size : (step + 1) * size]])
         decided[problem.order[step]] = problem.clip(step, decided, wanted)
     clip_s = time.perf_counter() - tick
     outcome = problem.score(decided)

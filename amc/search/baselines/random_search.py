@@ -24,7 +24,8 @@ from amc.search.result import SearchResult, finish_search
 
 
 def trial_actions(seed: int, trial: int, steps: int) -> list[float]:
-    """Uniform actions in [-1, 1] for trial `trial` (0-based), independent of every other trial."""
+    """Uniform actions in [-1, 1] for trial `trial` (0-based), independent of every other trial (`steps` counts
+    numbers: steps x decision_size)."""
     return np.random.default_rng([seed, trial]).uniform(-1.0, 1.0, size=steps).tolist()
 
 
@@ -56,7 +57,7 @@ def run_random(
     done = folder.rows_written
     if done:
         log(f"resuming {out} after trial {done}")
-    seed, steps = config.experiment.seed, len(problem.order)
+    seed, steps = config.experiment.seed, len(problem.order) * problem.decision_size
     todo = max(0, config.search.episodes - done)
     chunk = CHUNK_PER_WORKER * max(1, config.search.workers)
     with open_executor(config.search, problem_of, replace(task, data=None), local=problem) as executor:
