@@ -112,10 +112,25 @@ def test_a_moved_key_names_its_new_place_in_a_file_and_in_an_override(tmp_path: 
 
 
 def test_every_shipped_config_loads() -> None:
-    for path in sorted(SMOKE.parent.glob("**/*.yaml")):
-        if path.parent.name != "devices":
-            load_config(path)
+    experiments = [path for path in sorted(SMOKE.parent.glob("**/*.yaml"))
+                   if not {"devices", "schedules"} & set(path.relative_to(SMOKE.parent).parts)]  # fmt: skip
+    assert len(experiments) >= 2
+    for path in experiments:
+        load_config(path)
     assert load_config(SMOKE).cost.model == "macs"
+
+
+def test_every_shipped_schedule_reads_on_resnet20() -> None:
+    from amc.graph import build_layer_table
+    from amc.models import create_model
+    from amc.schedule import parse_distiller
+
+    table = build_layer_table(create_model("resnet20", in_channels=1, num_classes=10), (1, 28, 28), "resnet20")
+    schedules = sorted((SMOKE.parent / "schedules").glob("*.yaml"))
+    assert schedules
+    for path in schedules:
+        schedule = parse_distiller(path.read_text(), table, str(path), warn=False)
+        assert schedule.timeline, path
 
 
 def test_choice_tuples_equal_the_registries_they_name() -> None:

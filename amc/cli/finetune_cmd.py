@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from amc.cli.common import add_config_arguments, check_checkpoint, check_output_path, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
 from amc.config import ExperimentConfig
 from amc.deliver.sources import refuse_quantized
 from amc.errors import UserError
+
+if TYPE_CHECKING:
+    from torch import nn
+    from torch.utils.data import Dataset
+
+    from amc.schedule.runner import ScheduleHooks, Trainer
+    from amc.training.loop import TrainSettings
 
 REPORT_FILE = "finetune.json"
 
@@ -76,8 +86,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _finetune(args: argparse.Namespace, config: ExperimentConfig, source: Path, out: Path) -> int:
     """The heavy part, after every argument is checked: load, train under the schedule, save, report."""
-    from dataclasses import asdict
-
     import torch
 
     from amc.deliver.export import export
@@ -103,10 +111,11 @@ def _finetune(args: argparse.Namespace, config: ExperimentConfig, source: Path, 
                              weight_decay=section.weight_decay, augment=False, seed=config.experiment.seed)  # fmt: skip
     device = resolve_device(config.experiment.device)
     to_device(model, device)
-    run = run_schedule(model, table, schedule, bundle.train, bundle.search_val, settings, out,
-                       test_set=bundle.test, test_images=args.test_images, val_images=section.val_images,
-                       max_steps_per_epoch=args.max_steps_per_epoch, progress=progress,
-                       amp=config.experiment.amp)  # fmt: skip
+    amp, images = config.experiment.amp, args.test_images
+    trainer = loop_trainer(bundle.train, bundle.search_val, settings, max_steps_per_epoch=args.max_steps_per_epoch,
+                           val_images=section.val_images, progress=progress, amp=amp)  # fmt: skip
+    run = run_schedule(model, table, schedule, out, trainer, epochs, job_settings(settings, args.max_steps_per_epoch),
+                       score=lambda network: accuracy_on(network, bundle.test, limit=images, amp=amp).top1)  # fmt: skip
     final = accuracy_on(run.model, bundle.test, config.data.batch_size, amp=config.experiment.amp)
     exported = export(run.model, out, schedule, bundle.input_size, config.model.name, onnx=False,
                       extra={"source": str(source), "schedule_file": str(args.schedule)})  # fmt: skip
@@ -122,3 +131,33 @@ def _finetune(args: argparse.Namespace, config: ExperimentConfig, source: Path, 
     print(title)
     print(f"wrote {exported.weights}, {out / REPORT_FILE}, {out / 'finetune.md'}")
     return 0
+
+
+def job_settings(settings: TrainSettings, max_steps_per_epoch: int | None) -> dict[str, Any]:
+    """What a resumed schedule run must share with the run that made its checkpoint."""
+    return {**asdict(settings), "max_steps_per_epoch": max_steps_per_epoch}
+
+
+def loop_trainer(
+    train_set: Dataset,
+    val_set: Dataset,
+    settings: TrainSettings,
+    *,
+    max_steps_per_epoch: int | None = None,
+    val_images: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    amp: bool = False,
+) -> Trainer:
+    """amc's training loop (amc.training.loop.train) as the schedule runner's trainer."""
+    from amc.training.loop import TrainHooks, train
+
+    def run(model: nn.Module, state_path: Path, hooks: ScheduleHooks) -> None:
+        end = hooks.epoch_end
+        loop_hooks = TrainHooks(hooks.epoch_start, hooks.after_step,
+                                lambda record, net: end(record.epoch, record.train_loss, record.val_top1, net),
+                                max_steps_per_epoch)  # fmt: skip
+        train(model, train_set, val_set, settings, state_path=state_path, progress=progress, log=log,
+              val_images=val_images, amp=amp, hooks=loop_hooks)  # fmt: skip
+
+    return run

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         model, table, strategy.kept_channels(table), densities, selection=args.selection,
         calibration=source() if source and args.selection.startswith("lstsq") else None,
         bn_images=source() if source and args.adaptive_bn else None, bn_count=args.adaptive_bn,
+        pattern=schedule.densities.pattern if schedule.densities else None,
     )  # fmt: skip
     thinned = result.model
     if result.reconstruction and result.reconstruction.layers:

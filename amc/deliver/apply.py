@@ -40,4 +40,5 @@ def apply(task: Task, source: ScheduleSource) -> nn.Module:
         schedule.densities.densities if schedule.densities else None,
         selection=task.config.search.selection if batches else "l1", calibration=batches or None,
         bn_images=batches or None, keep_masks=True,
+        pattern=schedule.densities.pattern if schedule.densities else None,
     ).model.eval()  # fmt: skip

@@ -107,6 +107,9 @@ class PruningProblem(ABC, Generic[V]):
     decision_size: ClassVar[int] = 1
     """Numbers an agent gives per step (one keep ratio here; a joint keep + bit-width problem would give more)."""
     observation_fields: ClassVar[tuple[str, ...]] = ()
+    rows_rebuild: ClassVar[bool] = True
+    """Whether a decision is rebuilt from its logged keep share (`ratio` is one-to-one), so a search's best few
+    candidates can be re-scored from episodes.csv after it (a joint decision logs its keep share only)."""
     """What the env observes beyond AMC's 13 fields (HAQ's previous bit-widths for a mixed-precision problem)."""
     order: tuple[int, ...]
     """Decision units in step order (group or layer indices)."""

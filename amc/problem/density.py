@@ -9,7 +9,6 @@ budget clipping picks the largest feasible value exactly as it picks channel cou
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -18,7 +17,7 @@ from torch import Tensor, nn
 from amc.graph import Layer, LayerTable
 from amc.problem.accounting import DensityAccountant, density_grid, snap_density
 from amc.problem.base import PruningProblem
-from amc.pruning import LayerDensities, StrategyMetadata, apply_masks_, magnitude_masks, remove_masks_
+from amc.pruning import LayerDensities, StrategyMetadata
 from amc.pruning.apply import prune_network
 from amc.pruning.granularity import MaskPattern
 from hwmodel import CostModel
@@ -73,11 +72,7 @@ class DensityProblem(PruningProblem[float]):
 
     def apply(self, decisions: Mapping[int, float]) -> nn.Module:
         densities = {self.table.layers[index].name: density for index, density in decisions.items()}
-        if self.pattern == MaskPattern():
-            return prune_network(self.model, self.table, densities=densities).model
-        network = copy.deepcopy(self.model)
-        sparsity = {name: 1.0 - density for name, density in densities.items() if density < 1.0}
-        return remove_masks_(apply_masks_(network, magnitude_masks(network, sparsity, pattern=self.pattern)))
+        return prune_network(self.model, self.table, densities=densities, pattern=self.pattern).model
 
     def result(self, decisions: Mapping[int, float], metadata: StrategyMetadata) -> LayerDensities:
         names = {index: self.table.layers[index].name for index in decisions}

@@ -136,6 +136,7 @@ class JointProblem(PruningProblem[Any]):
     """Kept channels and bit-widths per coupling group; a variant is thinned, then fake-quantized."""
 
     decision_size: ClassVar[int] = 3
+    rows_rebuild: ClassVar[bool] = False
     observation_fields: ClassVar[tuple[str, ...]] = ("previous_weight_bits", "previous_activation_bits")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -16,6 +16,7 @@ from amc.graph import LayerTable
 from amc.pruning.adaptive_bn import adaptive_bn_
 from amc.pruning.calibration import Batches
 from amc.pruning.finegrained import apply_masks_, magnitude_masks, remove_masks_
+from amc.pruning.granularity import MaskPattern
 from amc.pruning.reconstruction import ReconstructionReport
 from amc.pruning.thinning import thin_with_report
 
@@ -39,10 +40,12 @@ def prune_network(
     bn_images: Batches | None = None,
     bn_count: int | None = None,
     keep_masks: bool = False,
+    pattern: MaskPattern | None = None,
 ) -> PrunedNetwork:
     """A new network from `model`: coupling group g keeps kept[g] channels (ranked by `selection`; lstsq refits
     the next layers on `calibration`), layer `name` keeps densities[name] of its weights (smallest magnitudes
-    zeroed: baked into the weights, or with `keep_masks` left attached so they hold while fine-tuning), and,
+    zeroed in the groups of `pattern`, element-wise by default: baked into the weights, or with `keep_masks` left
+    attached so they hold while fine-tuning), and,
     with `bn_images`, BatchNorm statistics re-estimated on `bn_count` of them (default: all)."""
     report = None
     if kept:
@@ -52,7 +55,7 @@ def prune_network(
         network = copy.deepcopy(model)
     sparsity = {name: 1.0 - density for name, density in (densities or {}).items() if density < 1.0}
     if sparsity:
-        apply_masks_(network, magnitude_masks(network, sparsity))
+        apply_masks_(network, magnitude_masks(network, sparsity, pattern=pattern))
         if not keep_masks:
             remove_masks_(network)
     if bn_images is not None:

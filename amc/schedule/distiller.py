@@ -135,6 +135,13 @@ def _header(schedule: Schedule, model: str, input_size: tuple[int, int, int] | N
         lines.append("# desired_sparsity = share of output filters removed: Distiller removes floor(sparsity * n).")
     if schedule.densities:
         lines.append("# levels = share of each weight tensor masked (element-wise): Distiller masks int(s * numel).")
+        granularity = schedule.densities.pattern.granularity
+        if granularity != "element":
+            lines.append(
+                f"# WARNING: amc pruned these layers {granularity}-wise; Distiller's levels pruner masks element-wise, "
+                "so this file gives the same sparsity per layer, not the same masks. Apply amc's own result "
+                "(best_densities.json) with `amc prune` / `amc evaluate` / `amc finetune` to keep the pattern."
+            )
     if schedule.bits and quantizer == QAT_CLASS:
         lines.append("# quantizers: bit-widths per layer (null: full precision); set the quantizer policy's")
         lines.append("# ending_epoch to your fine-tuning length.")

@@ -23,7 +23,6 @@ from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import Dataset
 
 from amc.errors import UserError
 from amc.graph import LayerTable, build_layer_table
@@ -33,7 +32,6 @@ from amc.pruning.thinning import thin
 from amc.resume import refuse_changed
 from amc.schedule.schedule import Schedule
 from amc.schedule.timeline import BLOCKS, CHANNELS, ELEMENTS, FILTERS, Action, Mask, Step
-from amc.training.loop import EpochRecord, TrainHooks, TrainSettings, accuracy_on, train
 
 STATE_FILE = "finetune.state.pt"
 JOB_FILE = "finetune.job.json"
@@ -66,6 +64,23 @@ class EpochReport:
 
 
 @dataclass(frozen=True)
+class ScheduleHooks:
+    """What the training loop calls (amc.training.loop.TrainHooks carries them; this layer sits below it)."""
+
+    epoch_start: Callable[[int, nn.Module], bool]
+    """Before epoch `epoch` (0-based): fire its step; True when the parameters were replaced (thinning)."""
+    after_step: Callable[[nn.Module], None]
+    """After every optimiser step: put the masks back."""
+    epoch_end: Callable[[int, float, float, nn.Module], None]
+    """After epoch `epoch` (1-based) with its train loss and search-val top-1: record and write the report."""
+
+
+Trainer = Callable[[nn.Module, Path, ScheduleHooks], None]
+"""Trains a model in place, checkpointing each epoch at the path and resuming from it, calling the hooks
+(amc.cli.finetune_cmd.loop_trainer: amc's training loop)."""
+
+
+@dataclass(frozen=True)
 class ScheduleRun:
     """The trained network (masks baked into plain weights) and its per-epoch report."""
 
@@ -81,8 +96,7 @@ class _Runner:
     table: LayerTable
     steps: Mapping[int, Step]
     example: Tensor
-    test_set: Dataset | None = None
-    test_images: int | None = None
+    score: Callable[[nn.Module], float] | None = None
     progress_path: Path | None = None
     reports: dict[int, EpochReport] = field(default_factory=dict)
     masks: dict[str, Tensor] = field(default_factory=dict)
@@ -145,14 +159,11 @@ class _Runner:
             for name, mask in self.masks.items():
                 _weight(model, name).mul_(mask)
 
-    def epoch_end(self, record: EpochRecord, model: nn.Module) -> None:
-        test = None
-        if self.test_set is not None:
-            test = accuracy_on(model, self.test_set, limit=self.test_images).top1
+    def epoch_end(self, epoch: int, train_loss: float, val_top1: float, model: nn.Module) -> None:
+        test = self.score(model) if self.score is not None else None
         layers = self.sparsity(model)
         channels = sum(_out_channels(model.get_submodule(layer.name)) for layer in self.table.layers)
-        report = EpochReport(record.epoch, self.fired, channels, layers, record.train_loss, record.val_top1, test)
-        self.reports[record.epoch] = report
+        self.reports[epoch] = EpochReport(epoch, self.fired, channels, layers, train_loss, val_top1, test)
         if self.progress_path is not None:
             write_progress(self.progress_path, self.reports)
 
@@ -172,40 +183,30 @@ def run_schedule(
     model: nn.Module,
     table: LayerTable,
     schedule: Schedule,
-    train_set: Dataset,
-    val_set: Dataset,
-    settings: TrainSettings,
     out: Path,
-    *,
-    test_set: Dataset | None = None,
-    test_images: int | None = None,
-    val_images: int | None = None,
-    max_steps_per_epoch: int | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-    amp: bool = False,
+    train: Trainer,
+    epochs: int,
+    settings: Mapping[str, Any],
+    score: Callable[[nn.Module], float] | None = None,
 ) -> ScheduleRun:
-    """Train `model` (changed in place: thinned, masked) for `settings.epochs` epochs while `schedule`'s timeline
-    fires; checkpoint each epoch in `out` (locked) and resume from it when the job is the same."""
-    check_epochs(schedule, settings.epochs)
+    """Train `model` (changed in place: thinned, masked) with `train` for `epochs` epochs while `schedule`'s
+    timeline fires; checkpoint each epoch in `out` (locked) and resume from it only when the schedule and the
+    training `settings` are the same. `score` (e.g. test top-1) is recorded after each epoch."""
+    check_epochs(schedule, epochs)
     out.mkdir(parents=True, exist_ok=True)
     with lock_folder(out):
-        settings_key = {**asdict(settings), "max_steps_per_epoch": max_steps_per_epoch}
-        job = {"schedule": schedule.to_dict(), "timeline": _timeline_key(schedule), "settings": settings_key}
+        job = {"schedule": schedule.to_dict(), "timeline": _timeline_key(schedule), "settings": dict(settings)}
         _check_job(out, job)
         device = next(model.parameters()).device
-        runner = _Runner(table, {step.epoch: step for step in schedule.timeline},
-                         torch.randn(1, *table.input_size, device=device), test_set, test_images,
-                         out / PROGRESS_FILE)  # fmt: skip
+        example = torch.randn(1, *table.input_size, device=device)
+        runner = _Runner(table, {step.epoch: step for step in schedule.timeline}, example, score, out / PROGRESS_FILE)
         state_path = out / STATE_FILE
         if state_path.is_file():
             done = int(torch.load(state_path, map_location="cpu", weights_only=True)["epoch"])
             runner.restructure_(model, done)
             runner.reports = {e: r for e, r in read_progress(out / PROGRESS_FILE).items() if e <= done}
-        hooks = TrainHooks(runner.epoch_start, runner.after_step, runner.epoch_end, max_steps_per_epoch)
         begin = time.perf_counter()
-        train(model, train_set, val_set, settings, state_path=state_path, progress=progress, log=log,
-              val_images=val_images, amp=amp, hooks=hooks)  # fmt: skip
+        train(model, state_path, ScheduleHooks(runner.epoch_start, runner.after_step, runner.epoch_end))
         runner.after_step(model)
         reports = tuple(runner.reports[epoch] for epoch in sorted(runner.reports))
         return ScheduleRun(model, reports, time.perf_counter() - begin)

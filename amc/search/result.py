@@ -68,7 +68,7 @@ def network_of(problem: PruningProblem, result: Result) -> nn.Module:
         return copy.deepcopy(problem.model)
     if isinstance(result, Strategy):
         return prune_network(problem.model, problem.table, result.kept_channels(problem.table)).model
-    return prune_network(problem.model, problem.table, densities=result.densities).model
+    return prune_network(problem.model, problem.table, densities=result.densities, pattern=result.pattern).model
 
 
 def finish_search(task: Task, folder: RunFolder, wall_s: float, log: Callable[[str], None] = print) -> SearchResult:
@@ -157,7 +157,7 @@ def _choose(
     problem, search = task.problem, task.config.search
     reranks = (
         search.rerank_top > 0 and task.data is not None and isinstance(problem.scorer, SearchValScorer)
-        and search.method != "netadapt" and problem.decision_size == 1
+        and search.method != "netadapt" and problem.rows_rebuild
     )  # fmt: skip
     verifies = search.verify_top > 0 and isinstance(folder.best_result, Strategy) and measured_budget_applies(problem)
     if not (reranks or verifies):

@@ -19,7 +19,7 @@ from amc.graph import build_layer_table
 from amc.models import create_model
 from amc.problem import DensityProblem, Settings
 from amc.problem.factory import problem_from_objects
-from amc.pruning import LayerDensities, apply_masks_, magnitude_masks, remove_masks_
+from amc.pruning import LayerDensities, apply_masks_, magnitude_masks, prune_network, remove_masks_
 from amc.pruning.granularity import NM, MaskPattern
 from hwmodel import create_cost_model
 from hwmodel.sparse import group_length
@@ -248,3 +248,17 @@ def test_the_factory_builds_each_masked_granularity() -> None:
         problem = problem_from_objects(config, model, (3, 16, 16), StubScorer(), create_cost_model("sparse:macs"))
         assert isinstance(problem, DensityProblem) and problem.pattern.granularity == granularity
         assert problem.pattern.nm == NM(1, 4)
+
+
+def test_a_saved_kernel_result_is_re_applied_with_its_pattern_outside_the_search() -> None:
+    """`amc evaluate` / `amc prune` / export re-apply densities through prune_network with the result's pattern:
+    the same masks the search scored, never element masks at the same density."""
+    problem = density_problem(MaskPattern("kernel"))
+    decisions = dict.fromkeys(problem.order, 0.5)
+    result = problem.result(decisions, problem.metadata)
+    searched = problem.apply(decisions)
+    again = prune_network(problem.model, problem.table, densities=result.densities, pattern=result.pattern).model
+    for layer in problem.table.layers[:4]:
+        assert torch.equal(weight_of(again, layer.name), weight_of(searched, layer.name))
+    element = prune_network(problem.model, problem.table, densities=result.densities).model
+    assert not torch.equal(weight_of(element, "conv1") != 0, weight_of(searched, "conv1") != 0)

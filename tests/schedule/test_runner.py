@@ -14,13 +14,14 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 import amc.training.loop
+from amc.cli.finetune_cmd import job_settings, loop_trainer
 from amc.errors import UserError
 from amc.graph import build_layer_table
 from amc.models import create_model
 from amc.schedule import DistillerScheduleWarning, load_schedule, parse_distiller
 from amc.schedule.runner import _Runner, read_progress, run_schedule
 from amc.schedule.timeline import agp_sparsity
-from amc.training.loop import TrainSettings
+from amc.training.loop import TrainSettings, accuracy_on
 
 DATA = Path(__file__).parents[1] / "data"
 SETTINGS = TrainSettings(epochs=5, batch_size=16, lr=0.05, augment=False)
@@ -82,15 +83,21 @@ def _read(text: str, table):
         return parse_distiller(text, table, "s.yaml")
 
 
-def _run(text: str, bundle, out: Path, settings: TrainSettings = SETTINGS, **kwargs):
+def _train(model, table, schedule, train_set, val_set, settings: TrainSettings, out: Path, steps: int, score=None):
+    trainer = loop_trainer(train_set, val_set, settings, max_steps_per_epoch=steps, val_images=64, progress=False,
+                           log=lambda _: None)  # fmt: skip
+    return run_schedule(model, table, schedule, out, trainer, settings.epochs, job_settings(settings, steps), score)
+
+
+def _run(text: str, bundle, out: Path, settings: TrainSettings = SETTINGS, score=None):
     model, table = _tiny()
     schedule = _read(text, table)
-    return run_schedule(model, table, schedule, bundle.train, bundle.search_val, settings, out, progress=False,
-                        log=lambda _: None, max_steps_per_epoch=3, val_images=64, **kwargs), table  # fmt: skip
+    return _train(model, table, schedule, bundle.train, bundle.search_val, settings, out, 3, score), table
 
 
 def test_agp_ramp_hits_its_scheduled_sparsity_each_epoch(synthetic_bundle, tmp_path: Path) -> None:
-    run, table = _run(AGP, synthetic_bundle, tmp_path, test_set=synthetic_bundle.test, test_images=64)
+    test = synthetic_bundle.test
+    run, table = _run(AGP, synthetic_bundle, tmp_path, score=lambda model: accuracy_on(model, test, limit=64).top1)
     assert [report.epoch for report in run.epochs] == [1, 2, 3, 4, 5]
     for report in run.epochs:
         fired = 2 * ((report.epoch - 1) // 2)  # the last AGP step at or before this (0-based) epoch
@@ -192,8 +199,7 @@ def _resnet50(size: int, name: str):
 
 def _run_resnet50(model, table, schedule, size: int, out: Path):
     settings = TrainSettings(epochs=schedule.timeline[-1].epoch + 1, batch_size=2, lr=0.001, augment=False)
-    return run_schedule(model, table, schedule, _images(4, size), _images(2, size), settings, out, progress=False,
-                        log=lambda _: None, max_steps_per_epoch=1)  # fmt: skip
+    return _train(model, table, schedule, _images(4, size), _images(2, size), settings, out, 1)
 
 
 def test_degirum_resnet50_schedule_first_steps_run(tmp_path: Path) -> None:
@@ -270,3 +276,23 @@ def test_cli_finetune_refuses_bad_input_in_one_paragraph(tmp_path: Path, capsys:
         assert message in err.replace("\n  ", " ") and "Traceback" not in err
     assert main(["finetune", str(tmp_path), "--schedule", str(schedule)]) == 2
     assert "neither a model folder" in capsys.readouterr().err
+
+
+def test_cli_finetune_starts_from_a_pruned_model_folder(tmp_path: Path) -> None:
+    """A MODEL_DIR (architecture.json + model.pt) is fine-tuned in its thinned shapes; data from --config."""
+    from amc.cli.main import main
+    from amc.pruning import thin
+    from amc.pruning.export import load_thinned, save_thinned
+
+    model, table = _tiny()
+    thinned = thin(model, table, {table.group_of("conv1").index: 8})
+    save_thinned(thinned, tmp_path / "pruned", "tiny", 3, 10)
+    schedule = tmp_path / "agp.yaml"
+    schedule.write_text(AGP)
+    config = Path(__file__).parents[2] / "configs" / "smoke.yaml"
+    args = ["finetune", str(tmp_path / "pruned"), "--schedule", str(schedule), "--config", str(config)]
+    assert main([*args, "--max-steps-per-epoch", "1", "--no-progress", "--out", str(tmp_path / "out")]) == 0
+    result = load_thinned(tmp_path / "out")
+    assert result.get_submodule("conv1").out_channels == 8
+    weight = result.get_submodule("conv1").weight
+    assert int((weight == 0).sum()) == int(agp_sparsity(0.1, 0.6, 4, 0, 6, 2) * weight.numel())
