@@ -23,7 +23,7 @@ from amc.graph import build_layer_table
 from amc.models import create_model
 from amc.pruning import LeastSquares, NormSelector, Strategy, adaptive_bn_, thin_with_report
 from amc.training.checkpoints import base_checkpoint_path, load_weights
-from amc.training.loop import evaluate
+from amc.training.loop import accuracy_on
 
 
 def main() -> int:
@@ -52,7 +52,7 @@ def main() -> int:
         f"{args.model} on {bundle.name} ({checkpoint}); uniform keep {args.keep}: MACs {table.total_macs / 1e6:.1f} M "
         f"-> {sum(s.macs for s in after) / 1e6:.1f} M; {args.threads} threads"
     )
-    base = evaluate(model, bundle.search_val, limit=args.limit)
+    base = accuracy_on(model, bundle.search_val, limit=args.limit)
     print(f"unpruned: top-1 {100 * base.top1:.2f}% on {base.images} search-val images\n")
 
     def calibration(count: int, seed: int):
@@ -72,7 +72,7 @@ def main() -> int:
             if use_bn:
                 adaptive_bn_(pruned, calibration(args.bn_images, 2), args.bn_images)
             seconds = time.perf_counter() - start
-            score = evaluate(pruned, bundle.search_val, limit=args.limit)
+            score = accuracy_on(pruned, bundle.search_val, limit=args.limit)
             report = result.reconstruction
             per_layer = (
                 f"{report.seconds_per_layer:.3f} / {report.fit_seconds_per_layer:.3f} ({len(report.layers)} layers)"
