@@ -19,11 +19,13 @@ DESCRIPTION = """\
 amc: hardware-aware automated model compression.
 
 Describe a CNN layer by layer, price pruned variants on a device (measured latency tables, roofline,
-systolic-array, sparse-accelerator and energy models), search per-layer channel keep ratios under a hard
-budget (AMC's DDPG agent, NetAdapt, uniform, sensitivity, random, Bayesian), and deliver a physically thinner
-network with its evaluation, a Distiller-style schedule and an ONNX export.
+systolic-array, bit-serial, sparse-accelerator, size and energy models), search per-layer channel keep ratios,
+sparsities or bit-widths under a hard budget (AMC's DDPG agent, NetAdapt, uniform, sensitivity, random,
+Bayesian), and deliver a physically thinner (and INT8) network with its evaluation, a Distiller-style schedule and
+an ONNX export.
 
 Typical flow:  amc train -> amc lut build -> amc search -> amc evaluate -> amc compare
+Also:          amc quantize (INT8), amc size (Deep Compression), amc finetune --schedule (run a schedule)
 """
 
 # Each module defines `register(subparsers)`, which adds its subcommand and sets `func` to its handler.
