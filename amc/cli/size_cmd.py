@@ -11,11 +11,11 @@ from pathlib import Path
 
 from torch import nn
 
+from amc.deliver.sources import BITS_FILE, SCHEDULE_FILES
 from amc.errors import UserError
 from amc.quantize.bits import LayerBits, check_bits
 from amc.quantize.deep_compression import CompressedSize, check_gap_bits, deep_compression_size
 
-BITS_FILE = "best_bits.json"
 """A mixed-precision search's result in its run folder: the default bit-widths of `amc size RUN_DIR`."""
 DEFAULT_BITS = 8
 
@@ -61,7 +61,6 @@ class SizeSource:
 
 def resolve_source(path: Path) -> SizeSource:
     """A model folder (architecture.json) or a run folder (config.yaml), else a UserError."""
-    from amc.deliver.sources import SCHEDULE_FILES
 
     if not path.exists():
         raise UserError(f"{path} does not exist.", fix="pass a model folder or a run folder.")

@@ -114,10 +114,10 @@ def refuse_bit_blind(accountant: BitsAccountant, lowest: Mapping[int, BitPair], 
         )
 
 
-class BitsProblem(PruningProblem[Any]):
-    """Weight and activation bits per conv/linear layer; a variant is the fake-quantized network."""
+class FakeQuantizedProblem(PruningProblem[Any]):
+    """What the bits and joint problems share: activation ranges calibrated once per search on the scorer's
+    training images, the bit-width range, and HAQ's previous-bits observation."""
 
-    decision_size: ClassVar[int] = 2
     observation_fields: ClassVar[tuple[str, ...]] = ("previous_weight_bits", "previous_activation_bits")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -130,6 +130,12 @@ class BitsProblem(PruningProblem[Any]):
     def bits_range(self) -> tuple[int, int]:
         low, high = self.settings.bits_range
         return low, high
+
+
+class BitsProblem(FakeQuantizedProblem):
+    """Weight and activation bits per conv/linear layer; a variant is the fake-quantized network."""
+
+    decision_size: ClassVar[int] = 2
 
     def _units(self) -> tuple[int, ...]:
         return tuple(layer.index for layer in self.table.layers)

@@ -29,12 +29,11 @@ from torch import nn
 
 from amc.errors import UserError
 from amc.graph import Layer, LayerTable
-from amc.problem.base import PruningProblem
-from amc.problem.bits import BitPair, bits_action, haq_bits, lowering, normalised_bits
+from amc.problem.bits import BitPair, FakeQuantizedProblem, bits_action, haq_bits, lowering, normalised_bits
 from amc.pruning import Strategy, StrategyMetadata, candidate_counts, round_channels
 from amc.pruning.apply import prune_network
 from amc.quantize.bits import LayerBits
-from amc.quantize.fake import ActivationRanges, calibrate, fake_quantize_
+from amc.quantize.fake import fake_quantize_
 from hwmodel import CostModel
 
 
@@ -132,23 +131,11 @@ class JointAccountant:
         return next((value for value in values if self.cost({**decisions, unit: value}) <= limit), None)
 
 
-class JointProblem(PruningProblem[Any]):
+class JointProblem(FakeQuantizedProblem):
     """Kept channels and bit-widths per coupling group; a variant is thinned, then fake-quantized."""
 
     decision_size: ClassVar[int] = 3
     rows_rebuild: ClassVar[bool] = False
-    observation_fields: ClassVar[tuple[str, ...]] = ("previous_weight_bits", "previous_activation_bits")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ranges: ActivationRanges = calibrate(
-            self.model, [layer.name for layer in self.table.layers], self.scorer.bn_batches
-        )
-
-    @property
-    def bits_range(self) -> tuple[int, int]:
-        low, high = self.settings.bits_range
-        return low, high
 
     def counts(self, unit: int) -> list[int]:
         s = self.settings
