@@ -24,6 +24,7 @@ from amc.config import load_config
 from amc.deliver.apply import ScheduleSource, apply, as_schedule
 from amc.deliver.export import ExportedModel, export, load_pruned
 from amc.device import check_compute, module_device, resolve_device, to_device
+from amc.lottery import LotteryResult, LotterySettings, run_lottery
 from amc.problem import CallbackScorer, Task, problem_from_objects
 from amc.pruning.calibration import Batches, iter_images
 from hwmodel import CostModel
@@ -33,12 +34,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ExportedModel",
+    "LotteryResult",
+    "LotterySettings",
     "ScheduleSource",
     "apply",
     "as_schedule",
     "export",
     "load_pruned",
     "prepare",
+    "run_lottery",
     "search_strategy",
 ]
 

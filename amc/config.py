@@ -28,7 +28,7 @@ from amc.errors import UserError
 from hwmodel.errors import HwModelError, did_you_mean
 from hwmodel.registry import check_cost_model
 
-SEARCH_METHODS = ("amc", "netadapt", "uniform", "sensitivity", "random", "bayes")
+SEARCH_METHODS = ("amc", "netadapt", "uniform", "sensitivity", "random", "bayes", "energy-aware", "slimming")
 """`search.method`: the keys of amc.search.methods.METHODS."""
 REWARDS = ("acc", "error_log_cost")
 """`search.reward`: the keys of amc.problem.base.REWARDS."""
@@ -36,7 +36,7 @@ GRANULARITIES = ("channel", "element", "bits", "joint", "vector", "kernel", "fil
 """`search.granularity`: the keys of amc.problem.factory.PROBLEMS."""
 EXECUTORS = ("local", "ray")
 """`search.executor`: local worker processes or Ray actors (amc.search.parallel builds them)."""
-SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2")
+SELECTIONS = ("l1", "l2", "lstsq", "lstsq-l2", "bn_scale")
 """`search.selection`: the keys of amc.pruning.selection.SELECTORS."""
 ALGORITHMS = ("ddpg", "td3", "sac")
 """`agent.algorithm`: the keys of amc.agents.algorithms.ALGORITHMS."""
@@ -143,6 +143,11 @@ class TrainSection:
     augment: bool = False
     """Random 2-pixel shifts and horizontal flips (in-memory datasets); off by default: in a 3-epoch budget it
     costs accuracy (ResNet-20 / Fashion-MNIST: 90.8% with, 92.3% without)."""
+    slimming_l1: float = 0.0
+    """Network slimming's sparsity term (Liu et al. 2017): lambda * sign(gamma) added to every BatchNorm weight's
+    gradient, so unimportant channels' scales shrink towards zero before `search.method: slimming` cuts them (0:
+    off; fine-tunes train without it, as the paper's do). A base model trained with it is cached apart. Write
+    0.0001, not 1e-4 (YAML reads that as text)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +193,17 @@ class NetAdaptSection:
 
 
 @dataclass(frozen=True)
+class EnergyAwareSection:
+    """Energy-aware pruning (`search.method: energy-aware`, Yang, Chen & Sze 2017): the most energy-hungry group
+    first, cut step by step while the search-val accuracy drop stays within a tolerance that grows each pass."""
+
+    max_drop: float = 0.01
+    """Search-val accuracy drop from the dense network allowed in the first pass (0.01: one point)."""
+    growth: float = 2.0
+    """Each later pass allows this many times the previous pass's drop (> 1, so the budget is always met)."""
+
+
+@dataclass(frozen=True)
 class SensitivitySection:
     """Sensitivity analysis (`search.method: sensitivity`, Distiller style)."""
 
@@ -208,7 +224,7 @@ class BayesSection:
 @dataclass(frozen=True)
 class SearchSection:
     method: str = "amc"
-    """amc, netadapt, uniform, sensitivity, random or bayes; `amc list methods`."""
+    """amc, netadapt, uniform, sensitivity, random, bayes, energy-aware or slimming; `amc list methods`."""
     episodes: int = 400
     """Episodes (amc, random) or trials (bayes) in all, warm-up included."""
     lbound: float = 0.2
@@ -226,6 +242,10 @@ class SearchSection:
     a cost model that prices bit-widths. Masked like element, in coarser groups of smallest L1 (Mao et al. 2017;
     pair them with a `sparse@<profile>:<base>` cost model): vector (1 x k kernel rows), kernel (k x k kernels),
     filter (whole output channels, as masks) or nm (`search.nm`; a per-layer choice: N:M or dense)."""
+    stages: int = 1
+    """Iterative pruning (Han et al. 2015; AMC's multi-stage search): K > 1 searches K times, each stage on the
+    previous stage's thinned network fine-tuned by the `finetune:` section, stage k to ratio^(k/K) of the dense cost
+    (geometric: every stage removes the same share of what it is given); channel granularity only."""
     nm: tuple[int, ...] = (2, 4)
     """[N, M] of `granularity: nm`: keep the N largest of every M consecutive input-channel weights (0 < N < M)."""
     bits_range: tuple[int, ...] = (2, 8)
@@ -235,7 +255,9 @@ class SearchSection:
     selection: str = "lstsq"
     """Channel selection: lstsq (L1 ranking + AMC's least-squares refit of the next layer; default: at a 50%
     latency budget on ResNet-20 it scores random strategies at 83-89% search-val vs 23-51% for plain L1),
-    lstsq-l2 (the same on L2 ranking), l1 or l2 (filter norms only; faster)."""
+    lstsq-l2 (the same on L2 ranking), l1 or l2 (filter norms only; faster), or bn_scale (network slimming: the
+    |gamma| of the BatchNorm after each member layer, summed over a coupled group's members; refused when a
+    prunable layer has no BatchNorm right after it)."""
     eval_images: int = 1000
     """search-val images each candidate is scored on."""
     adaptive_bn: bool = True
@@ -256,6 +278,7 @@ class SearchSection:
     ray_address: str | None = None
     """A Ray cluster to join (executor ray), e.g. ray://head:10001; default: a local Ray."""
     netadapt: NetAdaptSection = field(default_factory=NetAdaptSection)
+    energy_aware: EnergyAwareSection = field(default_factory=EnergyAwareSection)
     sensitivity: SensitivitySection = field(default_factory=SensitivitySection)
     bayes: BayesSection = field(default_factory=BayesSection)
 
@@ -279,6 +302,9 @@ class AgentSection:
     """Agent updates after each episode; -1: one per step of the episode (AMC)."""
     policy: str | None = None
     """A trained agent checkpoint to run greedily instead of learning."""
+    budget_range: Sequence[float] | None = None
+    """[lo, hi]: each episode draws its budget ratio uniformly from it (seeded by experiment.seed and the episode)
+    and observes it, so one search learns a policy for every budget (`amc pareto`); null: budget.ratio only."""
 
 
 @dataclass(frozen=True)
@@ -468,9 +494,11 @@ RANGES: dict[str, _Range] = {
     "train.lr": _POSITIVE,
     "train.weight_decay": _NON_NEGATIVE,
     "train.label_smoothing": _Range(lambda value: 0 <= value < 1, "in [0, 1)"),
+    "train.slimming_l1": _NON_NEGATIVE,
     "budget.ratio": _OPTIONAL_SHARE,
     "budget.value": _OPTIONAL_POSITIVE,
     "search.episodes": _at_least(1),
+    "search.stages": _Range(lambda value: isinstance(value, int) and 1 <= value <= 10, "a whole number in 1..10"),
     "search.lbound": _SHARE,
     "search.rbound": _SHARE,
     "search.bits_range": _Range(bits_range_ok, BITS_RANGE_TEXT),
@@ -488,6 +516,8 @@ RANGES: dict[str, _Range] = {
     "search.netadapt.finetune_steps": _at_least(0),
     "search.netadapt.lr": _POSITIVE,
     "search.netadapt.max_iterations": _at_least(0),
+    "search.energy_aware.max_drop": _Range(lambda value: 0 < value <= 1, "in (0, 1], a share of accuracy"),
+    "search.energy_aware.growth": _Range(lambda value: 1 < value < math.inf, "a finite number > 1"),
     "search.sensitivity.keeps": _Range(
         lambda value: len(value) > 0 and all(0 < keep <= 1 for keep in value), "a non-empty list of ratios in (0, 1]"
     ),
@@ -505,6 +535,10 @@ RANGES: dict[str, _Range] = {
     "agent.noise_decay": _SHARE,
     "agent.baseline_alpha": _Range(lambda value: 0 <= value <= 1, "in [0, 1]"),
     "agent.gradient_steps": _at_least(-1),
+    "agent.budget_range": _Range(
+        lambda value: value is None or (len(value) == 2 and 0 < value[0] <= value[1] <= 1),
+        "[lo, hi] with 0 < lo <= hi <= 1 (or null)",
+    ),
     "finetune.epochs": _at_least(0),
     "finetune.lr": _POSITIVE,
     "finetune.weight_decay": _NON_NEGATIVE,
@@ -557,9 +591,37 @@ def validate_config(
             f"search.lbound {search.lbound} is above search.rbound {search.rbound}.",
             "use 0 < search.lbound <= search.rbound <= 1.",
         )
+    if search.stages > 1 and search.granularity != "channel":
+        raise fail(
+            "search.stages",
+            f"search.stages is {search.stages}, but search.granularity is {search.granularity!r}: a stage searches "
+            "the previous stage's thinned network, and only channel pruning thins one.",
+            "set search.stages: 1, or search.granularity: channel.",
+        )
+    if search.method == "slimming" and search.selection != "bn_scale":
+        raise fail(
+            "search.selection",
+            f"search.method slimming cuts the channels of smallest |gamma|, but search.selection is "
+            f"{search.selection!r}.",
+            "set search.selection: bn_scale (configs/methods/slimming.yaml does).",
+        )
+    if cost_model and search.method == "energy-aware" and not prices_energy(config.cost.model):
+        raise fail(
+            "cost.model",
+            f"search.method energy-aware ranks layers by their energy, but cost.model {config.cost.model!r} does not "
+            "price energy.",
+            "set cost.model to an energy model: energy:<preset> or bitserial-energy:<device> (`amc list devices`).",
+        )
     if cost_model:
         _check_cost_model(config.cost.model, lambda problem, fix: fail("cost.model", problem, fix))
         _check_precision(config, fail)
+
+
+def prices_energy(name: str) -> bool:
+    """Whether the cost model `name` prices energy (mJ): energy:, bitserial-energy:, or a sparse: wrapper of one."""
+    while name.startswith("sparse"):
+        name = name.partition(":")[2]
+    return name.partition(":")[0] in ("energy", "bitserial-energy")
 
 
 def _check_precision(config: ExperimentConfig, fail: Callable[[str, str, str], UserError]) -> None:

@@ -3,12 +3,14 @@
 Per network: GMACs, params, test top-1 in ONNX Runtime for the float32 file and the INT8 QDQ file (post-training,
 MinMax calibration on training images, asymmetric activations: DeGirum's INT8 column), file size, ORT latency at
 batch 1 and the throughput batch (float32 and INT8 timed interleaved, one thread), and each one's speed-up over
-the dense float32 network. The pruned network is a run folder's best result (`--run MODEL=RUN_DIR`), else
-uniform keep `--keep` (L1 channels, BatchNorm re-estimated on training images), optionally fine-tuned for
+the dense float32 network. The pruned rows are uniform keep `--keep` (L1 channels, BatchNorm re-estimated on
+training images; `--keep 0`: none) and, with `--run MODEL=RUN_DIR`, that `amc search` run folder's best result
+(e.g. an AMC search at 50% of the dense ORT latency), optionally fine-tuned for
 `--finetune-epochs` (DESIGN.md: at keep 0.5 raw accuracy is no signal; fine-tune for a meaningful row).
 Base models: the cached / shipped `amc train` checkpoints (seed 0).
 
     .venv/bin/python bench/int8_table.py > bench/logs/int8_table.log
+    .venv/bin/python bench/int8_table.py --models resnet20 --run resnet20=RUN_DIR   # + the AMC-pruned row
     .venv/bin/python bench/int8_table.py --smoke          # seconds: proves it runs, figures meaningless
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +49,8 @@ def main() -> int:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--run", action="append", default=[], metavar="MODEL=RUN_DIR",
                         help="prune MODEL as this `amc search` run folder's best result (repeatable)")  # fmt: skip
-    parser.add_argument("--keep", type=float, default=0.5, help="uniform keep ratio without --run (0.5)")
+    parser.add_argument("--keep", type=float, default=0.5,
+                        help="uniform keep ratio of the uniform pruned row (0.5; 0: no uniform row)")  # fmt: skip
     parser.add_argument("--bn-images", type=int, default=2048, help="training images re-estimating BN (2048)")
     parser.add_argument("--finetune-epochs", type=int, default=1, help="fine-tune the pruned network (1; 0: none)")
     parser.add_argument("--calibration-images", type=int, default=512)
@@ -70,8 +74,12 @@ def main() -> int:
         data = load_data(config)
         splits = _Splits(data.train, data.search_val, _first(data.test, args.test_images))
         dense = load_base_model(config, data, progress=False)
-        pruned, how = _pruned(name, dense, data, runs.get(name), args)
-        for label, model in ((name, dense), (f"{name} {how}", pruned)):
+        variants = [(name, dense)]
+        if args.keep > 0:
+            variants.append(_labelled(name, *_pruned(name, dense, data, None, args)))
+        if name in runs:
+            variants.append(_labelled(name, *_pruned(name, dense, data, runs[name], args)))
+        for label, model in variants:
             with tempfile.TemporaryDirectory(prefix="amc-int8-table-") as folder:
                 result = quantize_network(model, data.input_size, splits, Path(folder), settings, timing, 1000)
             table = build_layer_table(model, data.input_size)
@@ -80,6 +88,10 @@ def main() -> int:
     print()
     print(_table(rows, args.batch))
     return 0
+
+
+def _labelled(name: str, model: nn.Module, how: str) -> tuple[str, nn.Module]:
+    return f"{name} {how}", model
 
 
 def _first(dataset: Dataset, count: int | None) -> Dataset:
@@ -101,7 +113,12 @@ def _pruned(
 
         run_dir, schedule = schedule_source(Path(run))
         task = build_task(load_config(run_dir / "config.yaml" if run_dir else None), progress=False)
-        model, how = remove_masks_(copy.deepcopy(apply(task, schedule))).cpu(), f"({Path(run).name})"
+        model, how = remove_masks_(copy.deepcopy(apply(task, schedule))).cpu(), f"AMC ({Path(run).name})"
+        summary = Path(run) / "summary.json"
+        if summary.is_file():
+            found = json.loads(summary.read_text())
+            print(f"{name} {how}: {found.get('episodes')} episodes, best cost {found.get('best_cost'):.4g} of dense "
+                  f"{found['budget']['dense_cost']:.4g} (search-val {100 * found['best_accuracy']:.2f}%)")  # fmt: skip
     else:
         table = build_layer_table(dense, data.input_size, name)
         kept = Strategy.uniform(table, args.keep).kept_channels(table)

@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("amc.config", "amc.device", "amc.errors", "amc.io", "amc.locks", "amc.optional", "amc.resume"),
     ("amc.data", "amc.models", "amc.graph"),
     ("amc.pruning", "amc.quantize", "amc.schedule", "amc.report"),
-    ("amc.training", "amc.costs"),
+    ("amc.training", "amc.costs", "amc.lottery"),
     ("amc.problem",),
     ("envs", "amc.agents"),
     ("amc.search",),

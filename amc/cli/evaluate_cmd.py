@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from amc.cli.common import add_config_arguments, check_checkpoint, config_from_args
 from amc.cli.search_cmd import terminate_as_interrupt
 from amc.config import MEASURED_TOLERANCE
-from amc.deliver.sources import LatencySettings, schedule_source
+from amc.deliver.sources import LatencySettings, schedule_source, stage_input
 
 if TYPE_CHECKING:
     from torch import nn
@@ -84,6 +84,11 @@ def run(args: argparse.Namespace) -> int:
 
     int8 = _int8_measure(args.calibration_images, latency, config.search.eval_images) if args.int8 else None
     task = build_task(config, progress=not args.no_progress)
+    if run_dir is not None and (base := stage_input(run_dir)) is not None:  # a stage of a staged search
+        from amc.pruning.export import load_thinned
+        from amc.search.stages import task_on_network
+
+        task = task_on_network(task, load_thinned(base))
     evaluation = evaluate_schedule(task, schedule_file, out, finetune_settings(task), latency,
                                    onnx=not args.no_onnx, progress=not args.no_progress, int8=int8)  # fmt: skip
     print(f"evaluation folder: {out}")

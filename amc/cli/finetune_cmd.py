@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.source)
     refuse_quantized(source, "amc finetune")
     model_dir = source / "architecture.json"
-    if not model_dir.is_file() and not (source / "config.yaml").is_file():
+    manifest = source / "thinned.json"  # amc.pruning.exported.MANIFEST_FILE, read here without importing torch
+    thinned = model_dir.is_file() or manifest.is_file()
+    if not thinned and not (source / "config.yaml").is_file():
         raise UserError(
-            f"{source} is neither a model folder (architecture.json) nor a run folder (config.yaml).",
+            f"{source} is neither a model folder (architecture.json or thinned.json) nor a run folder (config.yaml).",
             fix="pass a folder written by `amc prune --out`, `amc evaluate` or `amc search`.",
         )
     if not args.schedule.is_file():
@@ -75,8 +77,10 @@ def run(args: argparse.Namespace) -> int:
         args.config = str(source / "config.yaml")
     if model_dir.is_file():
         extra["model.name"] = json.loads(model_dir.read_text()).get("model")
+    elif thinned:
+        extra["model.name"] = json.loads(manifest.read_text()).get("model")
     config = config_from_args(args, extra)
-    if not model_dir.is_file():
+    if not thinned:
         check_checkpoint(config)
     out = args.out or source / "finetune"
     check_output_path(out)
@@ -88,11 +92,10 @@ def _finetune(args: argparse.Namespace, config: ExperimentConfig, source: Path, 
     """The heavy part, after every argument is checked: load, train under the schedule, save, report."""
     import torch
 
-    from amc.deliver.export import export
+    from amc.deliver.export import export, load_thinned_module
     from amc.device import resolve_device, to_device
     from amc.graph import build_layer_table
     from amc.io import atomic_write_json, atomic_write_text
-    from amc.pruning.export import load_thinned
     from amc.schedule import load_schedule
     from amc.schedule.runner import check_epochs, default_epochs, report_markdown, run_schedule, with_timeline
     from amc.training.base_model import load_base_model, load_data
@@ -101,7 +104,8 @@ def _finetune(args: argparse.Namespace, config: ExperimentConfig, source: Path, 
     torch.set_num_threads(config.experiment.threads)
     bundle = load_data(config)
     progress = not args.no_progress
-    model = load_thinned(source) if (source / "architecture.json").is_file() else load_base_model(config, bundle)
+    thinned = (source / "architecture.json").is_file() or (source / "thinned.json").is_file()
+    model = load_thinned_module(source) if thinned else load_base_model(config, bundle)
     table = build_layer_table(model, bundle.input_size, config.model.name)
     schedule = with_timeline(load_schedule(args.schedule, table), table)
     epochs = args.epochs or default_epochs(schedule)

@@ -43,6 +43,8 @@ COMMANDS = {
     "compare": "amc.cli.compare_cmd",
     "quantize": "amc.cli.quantize_cmd",
     "size": "amc.cli.size_cmd",
+    "lottery": "amc.cli.lottery_cmd",
+    "pareto": "amc.cli.pareto_cmd",
 }
 COMMAND_MODULES = tuple(COMMANDS.values())
 

@@ -21,6 +21,7 @@ from amc.models import create_model, model_info
 from amc.optional import installed, missing
 from amc.pruning import Strategy, StrategyMetadata, prune_network
 from amc.pruning.calibration import Batches
+from amc.pruning.export import check_saveable
 from amc.pruning.selection import SELECTORS
 from amc.schedule import Schedule, load_schedule
 from amc.training.checkpoints import check_state_dict, load_checkpoint
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Remove channels for real: coupled layers (residual adds, depthwise convs, concatenations) keep one "
             "shared set of channels, BatchNorms and following layers are sliced to match. Writes the folder "
-            "layout amc evaluate and amc.export write: DIR/model.pt, DIR/architecture.json (reload with "
+            "layout amc evaluate and amc.export write: DIR/model.pt, DIR/architecture.json or, for networks it "
+            "cannot describe, DIR/model.pt2 (torch.export; DIR/thinned.json says which and why; reload either with "
             "amc.pruning.load_thinned, or amc.load_pruned on the base model), DIR/schedule.json, DIR/schedule.yaml "
             "(Distiller) and DIR/model.onnx (checked against ONNX Runtime), and prints MACs, params and batch-1 "
             "CPU latency before and after, in PyTorch and on --latency-backend (the written model.onnx itself for "
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     schedule = _schedule(args, table, meta)
     strategy = schedule.strategy or Strategy.uniform(table, 1.0)
     source = _calibration_source(args)
+    check_saveable(model, args.model, size)  # a network no format can hold fails here, before the pruning work
     densities = schedule.densities.densities if schedule.densities else None
     result = prune_network(
         model, table, strategy.kept_channels(table), densities, selection=args.selection,
@@ -122,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         thinned, args.out, Schedule(strategy, schedule.densities), size, args.model, onnx=not args.no_onnx,
         extra={"checkpoint": str(args.checkpoint or "")},
     )  # fmt: skip
-    written = [files.weights, files.architecture, files.schedule_json, files.schedule_yaml]
+    written = [files.weights, files.architecture, files.program, files.schedule_json, files.schedule_yaml]
     print("wrote " + ", ".join(str(path) for path in written if path is not None))
     if files.onnx is not None:
         print(f"wrote {files.onnx} (ONNX checker ok; ONNX Runtime vs PyTorch max |diff| {files.onnx_max_abs_diff:.1e})")

@@ -181,8 +181,7 @@ def _network(
         assert task.data is not None  # build_task always loads the configured data
         _, schedule_file = schedule_source(source.path)
         return remove_masks_(copy.deepcopy(apply(task, schedule_file))).cpu().eval(), task.input_size, task.data
-    from amc.deliver.export import load_pruned
-    from amc.pruning import load_thinned
+    from amc.deliver.export import load_pruned, load_thinned_module
     from amc.training.base_model import build_model, load_data
     from amc.training.checkpoints import load_weights
 
@@ -190,24 +189,26 @@ def _network(
     if source.kind == "checkpoint":
         model = build_model(config, data)
         load_weights(model, source.path)
-    elif (source.path / "architecture.json").is_file():
+    elif (source.path / "architecture.json").is_file() or (source.path / "thinned.json").is_file():
         _check_input_size(source.path, data.input_size, data.name)
-        model = load_thinned(source.path)
+        model = load_thinned_module(source.path)  # either format, as modules (per-layer quantization needs them)
     else:
         model = load_pruned(build_model(config, data), source.path, data.input_size)
     return model.cpu().eval(), data.input_size, data
 
 
 def _model_name(source: _Source, config: ExperimentConfig) -> str:
-    """The zoo name a model folder records (architecture.json), else the configured one."""
-    architecture = source.path / "architecture.json"
-    if source.kind == "model" and architecture.is_file():
-        return str(json.loads(architecture.read_text()).get("model", config.model.name))
+    """The zoo name a model folder records (architecture.json or thinned.json), else the configured one."""
+    for name in ("architecture.json", "thinned.json"):
+        if source.kind == "model" and (source.path / name).is_file():
+            return str(json.loads((source.path / name).read_text()).get("model") or config.model.name)
     return config.model.name
 
 
 def _check_input_size(folder: Path, size: tuple[int, int, int], dataset: str) -> None:
-    recorded = json.loads((folder / "architecture.json").read_text()).get("input_size")
+    recorded_in = folder / "architecture.json"
+    recorded_in = recorded_in if recorded_in.is_file() else folder / "thinned.json"
+    recorded = json.loads(recorded_in.read_text()).get("input_size")
     if recorded is not None and tuple(recorded) != tuple(size):
         raise UserError(
             f"{folder} holds a network for inputs {tuple(recorded)}, but {dataset} gives {tuple(size)}.",

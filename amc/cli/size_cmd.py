@@ -66,7 +66,7 @@ def resolve_source(path: Path) -> SizeSource:
         raise UserError(f"{path} does not exist.", fix="pass a model folder or a run folder.")
     if not path.is_dir():
         raise UserError(f"{path} is a file, not a folder.", fix="pass the folder that holds it.")
-    if (path / "architecture.json").is_file():
+    if (path / "architecture.json").is_file() or (path / "thinned.json").is_file():  # either thinned format
         return SizeSource(path, "model")
     if (path / "config.yaml").is_file():
         schedule = next((path / name for name in SCHEDULE_FILES if (path / name).is_file()), None)
@@ -99,10 +99,10 @@ def _whole(text: str, flag: str) -> int | str:
 def load_network(source: SizeSource) -> nn.Module:
     """The network a source stands for, on the CPU (a run: its base model with the run's result applied)."""
     if source.kind == "model":
-        from amc.pruning.export import load_thinned
+        from amc.deliver.export import load_thinned_module
 
         try:
-            return load_thinned(source.folder)
+            return load_thinned_module(source.folder)  # a torch.export program has no layers to size: its modules
         except (OSError, ValueError, RuntimeError, KeyError, TypeError, pickle.UnpicklingError) as error:
             raise UserError(
                 f"cannot load the network in {source.folder}: {error}.",

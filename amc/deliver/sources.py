@@ -3,6 +3,7 @@ folder and its config (and refuses a bad one) before torch and the data load."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,8 @@ def schedule_source(path: Path) -> tuple[Path | None, Path]:
             f"`amc size {path}`; a joint run's channel part alone evaluates as "
             f"`amc evaluate {path / 'best_strategy.json'}` (float), or with `--int8` (uniform INT8).",
         )
+    if path.is_dir() and (path / "stage_1").is_dir() and not (path / "episodes.csv").is_file():
+        return _last_stage(path)
     if path.is_dir():
         for name in SCHEDULE_FILES:
             if (path / name).is_file():
@@ -86,3 +89,30 @@ def schedule_source(path: Path) -> tuple[Path | None, Path]:
         raise UserError(f"{path} does not exist.", fix="pass a run folder or a strategy / schedule file.")
     run = path.parent if (path.parent / "config.yaml").is_file() else None
     return run, path
+
+
+def _last_stage(run: Path) -> tuple[Path, Path]:
+    """A staged search (`search.stages`): its last stage's folder and strategy, which `stage_input` prunes from the
+    stage before's fine-tuned network (the final network; not the base model)."""
+    summary = run / "summary.json"
+    stages = json.loads(summary.read_text()).get("stages") if summary.is_file() else None
+    if not isinstance(stages, int):
+        raise UserError(
+            f"{run} holds a staged search that has not finished (no {summary.name}).",
+            fix=f"finish it with `amc search --config {run / 'config.yaml'} --out {run} --resume`.",
+        )
+    stage = run / f"stage_{stages}"
+    return stage, stage / SCHEDULE_FILES[0]
+
+
+def stage_input(run: Path) -> Path | None:
+    """For stage k > 1 of a staged search, the folder of the network its strategy prunes (stage k-1's fine-tuned
+    one); None for any other run folder (its strategy prunes the configured base model)."""
+    run = Path(run)
+    prefix, _, number = run.name.partition("_")
+    if prefix != "stage" or not number.isdigit() or int(number) < 2:
+        return None
+    source = run.parent / f"stage_{int(number) - 1}" / "finetuned"
+    if not (source / "architecture.json").is_file():
+        raise UserError(f"{source} (the network stage {number} pruned) is missing.", fix="run the staged search again.")
+    return source

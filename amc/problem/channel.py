@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from torch import nn
 
@@ -14,6 +15,7 @@ from amc.problem.base import PruningProblem, Tune
 from amc.problem.outcome import Outcome
 from amc.pruning import Strategy, StrategyMetadata, round_channels
 from amc.pruning.apply import prune_network
+from amc.pruning.reconstruction import ReferenceCache
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,18 @@ class ChannelProblem(PruningProblem[int]):
         whose counts differ from the start's are cut further)."""
         calibration = self.scorer.bn_batches if self.settings.selection.startswith("lstsq") else None
         model, table, kept = self.model, self.table, dict(decisions)
+        reference: ReferenceCache | None = self._reference
         if start is not None:
-            model, table = start.model, start.table
+            model, table, reference = start.model, start.table, None
             kept = {g: count for g, count in kept.items() if start.decisions.get(g) != count}
-        return prune_network(model, table, kept, selection=self.settings.selection, calibration=calibration).model
+        return prune_network(
+            model, table, kept, selection=self.settings.selection, calibration=calibration, reference=reference
+        ).model
+
+    @cached_property
+    def _reference(self) -> ReferenceCache:
+        """The base model's side of the least-squares refits, recorded once for the whole search."""
+        return ReferenceCache()
 
     def score(
         self,

@@ -30,6 +30,7 @@ from amc.problem.joint import JointProblem
 from amc.problem.scoring import Scorer, SearchValScorer
 from amc.pruning import StrategyMetadata
 from amc.pruning.granularity import NM, MaskPattern
+from amc.pruning.selection import check_selection
 from amc.training.base_model import load_base_model, load_data
 from hwmodel import CostModel
 
@@ -90,6 +91,7 @@ def problem_from_objects(
     size = (int(input_size[0]), int(input_size[1]), int(input_size[2]))
     model = model.eval()
     table = build_layer_table(model, size, config.model.name)
+    check_selection(config.search.selection, model, table)
     if cost_model is None:
         cost_model = make_cost_model(config, model, table, progress=progress, log=log)
     cost_model = bound_to(cost_model, table)

@@ -17,7 +17,7 @@ from amc.pruning.adaptive_bn import adaptive_bn_
 from amc.pruning.calibration import Batches
 from amc.pruning.finegrained import apply_masks_, magnitude_masks, remove_masks_
 from amc.pruning.granularity import MaskPattern
-from amc.pruning.reconstruction import ReconstructionReport
+from amc.pruning.reconstruction import ReconstructionReport, ReferenceCache
 from amc.pruning.thinning import thin_with_report
 
 
@@ -41,15 +41,19 @@ def prune_network(
     bn_count: int | None = None,
     keep_masks: bool = False,
     pattern: MaskPattern | None = None,
+    reference: ReferenceCache | None = None,
 ) -> PrunedNetwork:
     """A new network from `model`: coupling group g keeps kept[g] channels (ranked by `selection`; lstsq refits
     the next layers on `calibration`), layer `name` keeps densities[name] of its weights (smallest magnitudes
     zeroed in the groups of `pattern`, element-wise by default: baked into the weights, or with `keep_masks` left
     attached so they hold while fine-tuning), and,
-    with `bn_images`, BatchNorm statistics re-estimated on `bn_count` of them (default: all)."""
+    with `bn_images`, BatchNorm statistics re-estimated on `bn_count` of them (default: all); `reference` keeps
+    what the refit records of `model` on `calibration` from one call to the next (same result, less work)."""
     report = None
     if kept:
-        thinned = thin_with_report(model, table, kept, selection=selection, calibration=calibration)
+        thinned = thin_with_report(
+            model, table, kept, selection=selection, calibration=calibration, reference=reference
+        )
         network, report = thinned.model, thinned.reconstruction
     else:
         network = copy.deepcopy(model)

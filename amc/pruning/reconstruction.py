@@ -11,11 +11,17 @@ The ridge term, scaled to the mean diagonal of X^T X, keeps the problem well pos
 per output than sampled points (a classifier fed by 2048 features, a 3x3 conv over 512 channels); the normal
 equations (accumulated in float32, solved in float64 by Cholesky, torch.linalg.lstsq if that fails) take a few
 milliseconds per 1x1 layer, where the official code's sklearn fit is a known slowness complaint.
+
+A search refits many thinnings of the same network on the same images, and the original network's side of every
+fit (sampled positions, Y) depends only on the layer, its sampling seed and those images: a `ReferenceCache`
+records it once and hands the same tensors back, so an episode whose fits are all cached skips the original
+network's forward pass; results are bit-identical with or without it.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -63,6 +69,73 @@ class ReconstructionReport:
         return sum(fit.seconds for fit in self.layers) / len(self.layers) if self.layers else 0.0
 
 
+Sample = tuple[Tensor, Tensor]
+"""Sampled output positions of one layer and the original output there (every channel, bias removed)."""
+
+
+class ReferenceCache:
+    """The original network's side of every refit of one search: the stacked calibration images and, per
+    (layer, sampling seed), the sampled positions and original outputs, recorded once and reused.
+
+    Bound to one original network, calibration set and sampling setting: used with any other, it starts afresh.
+    It assumes the original's weights are not changed in place while bound (a search's base model is not).
+    Holds at most `max_bytes` of samples (least recently used dropped first) plus one stack of calibration
+    images; it pickles empty, so a problem sent to worker processes does not carry it.
+    """
+
+    def __init__(self, max_bytes: int = 256 << 20) -> None:
+        self.max_bytes = max_bytes
+        self.forward_passes = 0
+        """Forward passes of the original network run to fill it (work counted, for tests and benches)."""
+        self._clear((), ())
+
+    def _clear(self, objects: tuple[object, ...], settings: tuple[object, ...]) -> None:
+        self._objects, self._settings = objects, settings
+        self._images: Tensor | None = None
+        self._samples: OrderedDict[tuple[str, int], Sample] = OrderedDict()
+        self._bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """Bytes of samples held now (images not counted)."""
+        return self._bytes
+
+    def __getstate__(self) -> dict[str, int]:
+        return {"max_bytes": self.max_bytes}
+
+    def __setstate__(self, state: dict[str, int]) -> None:
+        self.max_bytes, self.forward_passes = state["max_bytes"], 0
+        self._clear((), ())
+
+    def bind(self, original: nn.Module, calibration: Batches, images: int, points: int, device: torch.device) -> None:
+        """Start afresh unless already bound to these very objects and these settings."""
+        objects, settings = (original, calibration), (images, points, device)
+        same = len(self._objects) == len(objects) and all(a is b for a, b in zip(self._objects, objects))
+        if not same or self._settings != settings:
+            self._clear(objects, settings)
+
+    def images(self, calibration: Batches, count: int, device: torch.device) -> Tensor:
+        if self._images is None:
+            self._images = stack_images(calibration, count).to(device)
+        return self._images
+
+    def get(self, key: tuple[str, int]) -> Sample | None:
+        sample = self._samples.get(key)
+        if sample is not None:
+            self._samples.move_to_end(key)
+        return sample
+
+    def put(self, key: tuple[str, int], sample: Sample) -> None:
+        size = sum(tensor.numel() * tensor.element_size() for tensor in sample)
+        if key in self._samples or size > self.max_bytes:
+            return
+        self._samples[key] = sample
+        self._bytes += size
+        while self._bytes > self.max_bytes:
+            _, dropped = self._samples.popitem(last=False)
+            self._bytes -= sum(tensor.numel() * tensor.element_size() for tensor in dropped)
+
+
 def reconstruct_(
     original: nn.Module,
     thinned: nn.Module,
@@ -71,8 +144,10 @@ def reconstruct_(
     kept_out: Mapping[str, Sequence[int]],
     calibration: Batches,
     settings: LeastSquares,
+    reference: ReferenceCache | None = None,
 ) -> ReconstructionReport:
-    """Refit, in place, every layer of `thinned` whose input channels were pruned. `original` is not changed."""
+    """Refit, in place, every layer of `thinned` whose input channels were pruned. `original` is not changed;
+    `reference` (bound to `original` and `calibration`) spares recording what it already holds."""
     start = time.perf_counter()
     targets = [
         layer.name
@@ -80,10 +155,14 @@ def reconstruct_(
         if len(kept_in[layer.name]) < layer.spec.in_channels and layer.spec.op != "dwconv"
     ]
     device = next(thinned.parameters()).device
-    images = stack_images(calibration, settings.images or default_image_count(table.input_size)).to(device)
+    count = settings.images or default_image_count(table.input_size)
+    reference = reference or ReferenceCache()
+    reference.bind(original, calibration, count, settings.points, device)
+    images = reference.images(calibration, count, device)
     if not targets:
         return ReconstructionReport((), images.shape[0], time.perf_counter() - start)
-    samples = _record_targets(original, images, targets, kept_out, settings.points)
+    recorded = _record_targets(original, images, targets, settings.points, reference)
+    samples = {name: (positions, values[:, list(kept_out[name])]) for name, (positions, values) in recorded.items()}
     fits: list[LayerFit] = []
 
     def refit(name: str):
@@ -92,6 +171,8 @@ def reconstruct_(
                 return  # a module called twice is refit on its first call only
             positions, target = samples.pop(name)
             fits.append(_refit(name, module, inputs[0], positions, target, settings.ridge))
+            if not samples:
+                raise _Done  # later layers are not refit: their outputs are not needed
 
         return hook
 
@@ -100,11 +181,25 @@ def reconstruct_(
     return ReconstructionReport(tuple(fits), images.shape[0], time.perf_counter() - start)
 
 
+class _Done(Exception):
+    """Raised by a hook to end a forward pass once everything it was run for is done."""
+
+
 def _record_targets(
-    original: nn.Module, images: Tensor, targets: list[str], kept_out: Mapping[str, Sequence[int]], points: int
-) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per target layer: sampled output positions and the original output there (kept channels, no bias)."""
-    samples: dict[str, tuple[Tensor, Tensor]] = {}
+    original: nn.Module, images: Tensor, targets: list[str], points: int, reference: ReferenceCache
+) -> dict[str, Sample]:
+    """Per target layer: sampled output positions and the original output there (all channels, no bias); the
+    target's seed is its place in `targets`. What `reference` lacks is recorded in one pass and added to it."""
+    samples: dict[str, Sample] = {}
+    missing: dict[str, int] = {}
+    for seed, name in enumerate(targets):
+        sample = reference.get((name, seed))
+        if sample is None:
+            missing[name] = seed
+        else:
+            samples[name] = sample
+    if not missing:
+        return samples
 
     def record(name: str, seed: int):
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
@@ -115,24 +210,29 @@ def _record_targets(
             values = _at_positions(output, positions)
             if module.bias is not None:
                 values = values - module.bias
-            samples[name] = (positions, values[:, list(kept_out[name])])
+            samples[name] = (positions, values)
+            reference.put((name, seed), samples[name])
+            if len(samples) == len(targets):
+                raise _Done
 
         return hook
 
-    handles = [
-        original.get_submodule(name).register_forward_hook(record(name, seed)) for seed, name in enumerate(targets)
-    ]
+    handles = [original.get_submodule(name).register_forward_hook(record(name, seed)) for name, seed in missing.items()]
+    reference.forward_passes += 1
     _forward_once(original, images, handles)
     return samples
 
 
 def _forward_once(model: nn.Module, images: Tensor, handles: list[torch.utils.hooks.RemovableHandle]) -> None:
-    """One eval-mode, no-grad pass for the hooks in `handles`; the model's mode is restored, the hooks removed."""
+    """One eval-mode, no-grad pass for the hooks in `handles` (one may end it early by raising `_Done`); the
+    model's mode is restored, the hooks removed."""
     training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(images)
+    except _Done:
+        pass
     finally:
         model.train(training)
         for handle in handles:

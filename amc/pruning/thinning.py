@@ -24,7 +24,7 @@ from amc.graph import CouplingGroup, LayerTable
 from amc.graph.coupling import build_dependency_graph, graph_is_out
 from amc.models.layout import is_channels_last
 from amc.pruning.calibration import Batches
-from amc.pruning.reconstruction import ReconstructionReport, reconstruct_
+from amc.pruning.reconstruction import ReconstructionReport, ReferenceCache, reconstruct_
 from amc.pruning.selection import ChannelSelector, LeastSquares, get_selector, removed_channels, top_channels
 
 
@@ -69,8 +69,10 @@ def thin_with_report(
     selection: str | ChannelSelector = "l1",
     example_input: Tensor | None = None,
     calibration: Batches | None = None,
+    reference: ReferenceCache | None = None,
 ) -> ThinResult:
-    """`thin`, plus the kept channel indices of every layer and, for least squares, the per-layer fit report."""
+    """`thin`, plus the kept channel indices of every layer and, for least squares, the per-layer fit report
+    (`reference`: what the refit records of `model` on `calibration`, kept across calls)."""
     selector = get_selector(selection)
     if isinstance(selector, LeastSquares) and calibration is None:
         raise PruningError(
@@ -100,7 +102,7 @@ def thin_with_report(
     _check_forward(work, example, expected_shape)
     report = None
     if isinstance(selector, LeastSquares):
-        report = reconstruct_(model, work, table, kept_in, kept_out, calibration, selector)  # type: ignore[arg-type]
+        report = reconstruct_(model, work, table, kept_in, kept_out, calibration, selector, reference)  # type: ignore[arg-type]
     return ThinResult(
         work, {k: tuple(v) for k, v in kept_in.items()}, {k: tuple(v) for k, v in kept_out.items()}, report
     )

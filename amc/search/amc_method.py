@@ -3,12 +3,20 @@
 Episode bookkeeping, best-strategy tracking, progress and checkpoints are a `BaseCallback`. The agent's whole
 state is checkpointed after each episode's updates, so a killed run loses at most the episode in flight and
 `--resume` continues it (episodes.csv is cut back to the checkpoint, so no episode appears twice).
+
+A budget-conditioned run (`agent.budget_range`) draws each episode's budget and shows it to the agent (the env);
+each row of episodes.csv records the budget its episode drew. Rewards at different budgets do not compare, so the
+run's best (best_strategy.json, summary.json, re-ranking) is the most rewarding episode whose cost meets the
+config's own budget (budget.ratio / budget.value), whatever it drew; summary.json says it was conditioned. The
+policy for every budget is `amc pareto`'s job.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from stable_baselines3.common.callbacks import BaseCallback
@@ -17,9 +25,9 @@ from tqdm.auto import tqdm
 
 from amc.agents import load_agent_state, load_policy_weights, make_agent, read_agent_state, save_agent_state
 from amc.errors import UserError
-from amc.problem import Outcome, Task
+from amc.problem import Budget, Outcome, Result, Task
 from amc.search.result import SearchResult, finish_search
-from amc.search.run_folder import EpisodeRow, RunFolder
+from amc.search.run_folder import EpisodeRow, RunFolder, recorded_rows
 from envs import ChannelPruningEnv
 
 AGENT_FILE = "agent.pt"
@@ -33,6 +41,7 @@ class EpisodeCallback(BaseCallback):
         super().__init__()
         self.folder = folder
         self.budget = budget
+        self.conditioned = isinstance(folder, ConditionedRunFolder)
         self.episodes_done = episodes_done
         self.checkpointed = episodes_done
         self.checkpoint = checkpoint
@@ -58,8 +67,9 @@ class EpisodeCallback(BaseCallback):
         outcome: Outcome = self.locals["infos"][0]["outcome"]
         self.episodes_done += 1
         timings = {**outcome.timings, "agent_s": self.agent_seconds}
+        budget = float(self.locals["infos"][0]["budget"]) if self.conditioned else self.budget
         row = EpisodeRow(
-            self.episodes_done, float(self.locals["rewards"][0]), outcome.accuracy, outcome.cost, self.budget,
+            self.episodes_done, float(self.locals["rewards"][0]), outcome.accuracy, outcome.cost, budget,
             list(outcome.keep_ratios), time.perf_counter() - self.episode_start + self.agent_seconds, timings,
         )  # fmt: skip
         self.folder.append(row, outcome.result)
@@ -82,12 +92,20 @@ def run_amc(
     task: Task, out: Path, resume: bool = False, progress: bool = True, log: Callable[[str], None] = print
 ) -> SearchResult:
     config, problem = task.config, task.problem
-    env = ChannelPruningEnv(problem)
+    budget_range = _budget_range(config.agent.budget_range)
+    learns_conditioned = budget_range is not None and not config.agent.policy
+    configured = problem.budget
+    env = ChannelPruningEnv(problem, budget_range if learns_conditioned else None, config.experiment.seed,
+                            observe_budget=budget_range is not None)  # fmt: skip
     steps = len(problem.order)
     agent_path = out / "agent" / AGENT_FILE
     state = read_agent_state(agent_path) if resume and agent_path.exists() else None
     done = int(state["episodes"]) if state else 0
-    folder = RunFolder.create(out, config, problem.names, resume, keep_rows=done)
+    env.episodes = done
+    folder_class = ConditionedRunFolder if learns_conditioned else RunFolder
+    folder = folder_class.create(out, config, problem.names, resume, keep_rows=done)
+    if isinstance(folder, ConditionedRunFolder):
+        folder.within = configured.value
     folder.restore_best()
     agent = make_agent(env, config.agent, steps, config.experiment.seed, out / "tensorboard")
     if state:
@@ -99,8 +117,43 @@ def run_amc(
             agent, env, folder, problem.budget.value, Path(config.agent.policy), config.search.episodes, progress
         )
     else:
-        _learn(agent, folder, problem.budget.value, done, config.search.episodes, steps, agent_path, progress)
-    return finish_search(task, folder, time.perf_counter() - start, log=log)
+        _learn(agent, folder, configured.value, done, config.search.episodes, steps, agent_path, progress)
+    problem.budget = configured  # the env drew each episode's; what follows is about the config's
+    result = finish_search(task, folder, time.perf_counter() - start, log=log)
+    if learns_conditioned and budget_range is not None:
+        _note_conditioned(folder, budget_range, configured)
+    return result
+
+
+class ConditionedRunFolder(RunFolder):
+    """A budget-conditioned run's folder: rows keep the budget each episode drew, but the best (and the candidates
+    re-ranked after the search) are the episodes meeting `within`, the config's budget, compared by reward."""
+
+    within: float = float("inf")
+
+    def append(self, row: EpisodeRow, result: Result | None = None) -> bool:
+        return super().append(row, result if row.cost <= self.within else None)
+
+    def episode_rows(self) -> list[EpisodeRow]:
+        """The rows, each judged against the config's budget (what restore_best and the re-ranking compare)."""
+        return [replace(row, budget=self.within) for row in super().episode_rows()]
+
+
+def _budget_range(value: Sequence[float] | None) -> tuple[float, float] | None:
+    return None if value is None else (float(value[0]), float(value[1]))
+
+
+def _note_conditioned(folder: RunFolder, budget_range: tuple[float, float], configured: Budget) -> None:
+    """summary.json says the run was conditioned and what its best is the best of."""
+    summary = json.loads((folder.path / "summary.json").read_text())
+    drawn = [float(row["budget"]) / configured.dense_cost for row in recorded_rows(folder.path)]
+    summary["conditioned"] = {
+        "budget_range": list(budget_range),
+        "best_is": f"the most rewarding episode meeting budget.ratio {configured.ratio:.4g}, whatever it drew",
+        "episodes_meeting_budget": sum(row.cost <= row.budget for row in folder.episode_rows()),
+        "drawn_budget_ratios_min_max": [min(drawn), max(drawn)] if drawn else None,
+    }
+    folder.write_summary(summary)
 
 
 def _learn(agent: OffPolicyAlgorithm, folder: RunFolder, budget: float, done: int, episodes: int, steps: int,

@@ -13,9 +13,12 @@ from amc.problem import Task
 from amc.resume import refuse_changed
 from amc.search.amc_method import run_amc
 from amc.search.baselines import run_bayes, run_random, run_sensitivity, run_uniform
+from amc.search.energy_aware import run_energy_aware
 from amc.search.netadapt import run_netadapt
 from amc.search.result import SearchResult
 from amc.search.run_folder import recorded_rows
+from amc.search.slimming import run_slimming
+from amc.search.stages import run_stages
 
 SearchMethod = Callable[..., SearchResult]
 
@@ -26,6 +29,8 @@ METHODS: dict[str, tuple[SearchMethod, str]] = {
     "sensitivity": (run_sensitivity, "per-group sensitivity sweep, then ratios from an accuracy-drop threshold"),
     "random": (run_random, "random strategies clipped to the budget like AMC's actions; best of search.episodes"),
     "bayes": (run_bayes, "Optuna TPE over per-group keep ratios, clipped to the budget like AMC's actions"),
+    "energy-aware": (run_energy_aware, "most energy-hungry group first, cut while accuracy holds (Yang et al. 2017)"),
+    "slimming": (run_slimming, "network slimming: one global |gamma| threshold meeting the budget (Liu et al. 2017)"),
 }
 
 
@@ -49,6 +54,8 @@ experiment.amp may not: GPU (and bfloat16) results are not bit-identical to CPU 
 ADDED_SETTINGS = {
     "experiment.device": "cpu", "experiment.amp": False, "experiment.channels_last": False,
     "search.bits_range": [2, 8], "cost.precision": "fp32",
+    "search.energy_aware": {"max_drop": 0.01, "growth": 2.0}, "train.slimming_l1": 0.0,
+    "agent.budget_range": None, "search.stages": 1,
 }  # fmt: skip
 """Settings newer than some run folders: a config.yaml without one was run with this value."""
 
@@ -61,6 +68,8 @@ def run_search(task: Task, out: Path, resume: bool = False, progress: bool = Tru
     with lock_folder(out):
         if resume:
             check_resume(task, Path(out), log)
+        if task.config.search.stages > 1:  # iterative pruning: the method once per stage (amc.search.stages)
+            return run_stages(task, Path(out), method, resume=resume, progress=progress, log=log)
         return method(task, out, resume=resume, progress=progress, log=log)
 
 
@@ -92,5 +101,5 @@ def check_resume(task: Task, out: Path, log: Callable[[str], None] = print) -> N
         fix=f"continue it with its old values (in {stored_path}), or run the new settings in another --out.",
         ignore=RESUMABLE_CHANGES,
     )  # fmt: skip
-    if not recorded_rows(out):
+    if not recorded_rows(out) and not (out / "stage_1").is_dir():  # stage_1/: a staged search (its own rows)
         log(f"nothing to resume in {out} (no episode recorded yet), starting fresh")

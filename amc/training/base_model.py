@@ -38,7 +38,9 @@ def checkpoint_path(config: ExperimentConfig) -> Path | None:
     if config.model.checkpoint == "none":
         return None
     if config.model.checkpoint == "auto":
-        return base_checkpoint_path(config.model.name, config.data.dataset, config.train.seed)
+        path = base_checkpoint_path(config.model.name, config.data.dataset, config.train.seed)
+        slimming = config.train.slimming_l1
+        return path.with_name(f"{path.stem}__slim{slimming:g}.pt") if slimming else path  # not the plain base
     return Path(config.model.checkpoint)
 
 
@@ -60,6 +62,7 @@ def train_base_model(
         section.label_smoothing,
         section.augment and bundle.augmentable,
         section.seed,
+        section.slimming_l1,
     )
     state_path = out.with_suffix(".state.pt")
     result = train(model, bundle.train, bundle.search_val, settings, state_path=state_path, progress=progress, log=log,

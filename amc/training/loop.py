@@ -61,6 +61,9 @@ class TrainSettings:
     label_smoothing: float = 0.0
     augment: bool = True
     seed: int = 0
+    slimming_l1: float = 0.0
+    """Network slimming's L1 on BatchNorm scales (Liu et al. 2017): lambda * sign(gamma) added to each BatchNorm
+    weight's gradient after backward (0: off, nothing added)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,15 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Opt
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     raise ValueError(f"unknown optimizer {settings.optimizer!r}: use sgd or adamw")
+
+
+def add_bn_l1_subgradient_(model: nn.Module, strength: float) -> None:
+    """Add `strength` * sign(gamma) to the gradient of every affine BatchNorm weight: the subgradient of network
+    slimming's `strength` * sum |gamma| (Liu et al. 2017), so channels the loss does not need fade towards zero."""
+    norms = (module for module in model.modules() if isinstance(module, nn.modules.batchnorm._BatchNorm))
+    for weight in (norm.weight for norm in norms if norm.affine):
+        if weight.grad is not None:
+            weight.grad.add_(torch.sign(weight.detach()), alpha=strength)
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int) -> Callable[[int], float]:
@@ -269,6 +281,8 @@ def _run_epoch(
                 loss = criterion(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.slimming_l1:
+                add_bn_l1_subgradient_(model, settings.slimming_l1)
             optimizer.step()
             if after_step is not None:
                 after_step(model)

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from amc.config import ExperimentConfig
+from amc.config import ExperimentConfig, TrainSection
 from amc.errors import UserError
 
 WEIGHTS = Path(__file__).parent / "weights"
@@ -55,9 +55,15 @@ class ShippedModel:
         """True when `config` asks for exactly the base model this file is."""
         split = {key: getattr(config.data, key) for key in SPLIT_KEYS}
         train = json.loads(json.dumps(dataclasses.asdict(config.train)))
+        newer = {key: value for key, value in train_defaults().items() if key not in self.train}
         return (config.model.name, config.data.dataset, split, train) == (
-            self.model, self.dataset, self.data, self.train
+            self.model, self.dataset, self.data, {**newer, **self.train}
         )  # fmt: skip
+
+
+def train_defaults() -> dict[str, Any]:
+    """Every `train:` key at its default: a manifest entry written before a key existed was trained with it."""
+    return json.loads(json.dumps(dataclasses.asdict(TrainSection())))
 
 
 def file_sha256(path: Path) -> str:
