@@ -161,10 +161,10 @@ class CostSection:
     per-op dispatch cost hides most of what pruning saves at batch 1), torch, openvino, or torch-cuda (this
     machine's CUDA GPU; refused up front where torch sees none)."""
     allow_foreign_lut: bool = False
+    """Accept a LUT measured on another device (with a warning) instead of refusing it."""
     precision: str = "fp32"
     """What a measured LUT times its layers as: fp32, or int8 (QDQ INT8 graphs on onnxruntime or openvino): the
     budget is then an INT8 latency, and lut:auto builds (or a lut:<file> must be) an INT8 LUT."""
-    """Accept a LUT measured on another device (with a warning) instead of refusing it."""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from torch import nn
 
 from amc.config import load_config
 from amc.deliver.apply import apply
+from amc.errors import UserError
 from amc.graph import LayerTable
 from amc.problem import Task, build_task
 from amc.problem.joint import JointDecision, JointProblem, JointResult
@@ -116,13 +118,19 @@ def ptq(model: nn.Module, task: Task, folder: Path, args: argparse.Namespace) ->
     return quantize_network(model, task.data.input_size, task.data, folder, settings, timing, 1000)
 
 
-def run_budget(args: argparse.Namespace, budget: float, out: Path, dense_int8: dict[str, Any]) -> list[Variant]:
-    """The four variants at one budget; the dense INT8 row (b) is computed once and shared between budgets."""
-    tasks = {
+def budget_tasks(args: argparse.Namespace, budget: float) -> dict[str, Task]:
+    """The searches of one budget, built (and so checked: an infeasible budget is refused) before any runs."""
+    return {
         "a": build_task(config_for(args, budget, "channel", (2, 8)), progress=False, log=lambda _: None),
         "c": build_task(config_for(args, budget, "joint", (INT8, INT8)), progress=False, log=lambda _: None),
         "d": build_task(config_for(args, budget, "joint", (2, 8)), progress=False, log=lambda _: None),
     }
+
+
+def run_budget(
+    args: argparse.Namespace, budget: float, tasks: dict[str, Task], out: Path, dense_int8: dict[str, Any]
+) -> list[Variant]:
+    """The four variants at one budget; the dense INT8 row (b) is computed once and shared between budgets."""
     joint = tasks["d"].problem
     assert isinstance(joint, JointProblem)
     dense_int8["input_size"] = tasks["d"].input_size
@@ -251,10 +259,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"one budget, four ways: {args.cost_model}, {args.episodes} episodes per search ({args.warmup} warm-up), "
           f"fine-tune {args.finetune_epochs} epoch(s) lr 0.01, threads {args.threads}, seed {args.seed}")  # fmt: skip
+    try:
+        tasks = {budget: budget_tasks(args, budget) for budget in args.budgets}
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     dense_int8: dict[str, Any] = {}
     for budget in args.budgets:
         out = args.out / f"budget{budget:g}"
-        variants = run_budget(args, budget, out, dense_int8)
+        variants = run_budget(args, budget, tasks[budget], out, dense_int8)
         ms = latencies(variants, dense_int8["dense_fp32"], args, dense_int8["input_size"])
         print(report(budget, variants, ms, args.latency_share))
         print()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+
 import torch
 from torch import Tensor, nn
 
 from amc.graph import build_layer_table
 from amc.models import create_model
 from amc.pruning import LeastSquares, NormSelector, thin, thin_with_report
+from amc.pruning.reconstruction import ReferenceCache
 
 
 class Redundant(nn.Module):
@@ -75,3 +78,45 @@ def test_grouped_consumer_is_refit_group_by_group(make_net) -> None:
     (fit,) = result.reconstruction.layers
     assert fit.name == "b.0" and fit.features == 4 * 9  # 16 kept inputs / 4 groups, 3x3 taps
     assert fit.error_after <= fit.error_before
+
+
+def _thinned_weights(model: nn.Module, table, kept, calibration, reference) -> dict[str, Tensor]:
+    result = thin_with_report(model, table, kept, selection="lstsq", calibration=calibration, reference=reference)
+    return result.model.state_dict()
+
+
+def test_reference_cache_records_the_original_once_and_changes_no_weight(randomize_bn) -> None:
+    torch.manual_seed(0)
+    model = randomize_bn(create_model("resnet20"))
+    table = build_layer_table(model, (3, 16, 16), "resnet20")
+    calibration = [torch.randn(32, 3, 16, 16)]
+    half = {group.index: group.channels // 2 for group in table.prunable_groups}
+    quarter = {group.index: group.channels // 4 for group in table.prunable_groups}
+    cache = ReferenceCache()
+    for kept in (half, quarter, half):
+        uncached = _thinned_weights(model, table, kept, calibration, None)
+        cached = _thinned_weights(model, table, kept, calibration, cache)
+        assert uncached.keys() == cached.keys()
+        assert all(torch.equal(uncached[key], cached[key]) for key in uncached)
+    assert cache.forward_passes == 1  # same layers refit each time: the later thinnings reuse the first's record
+    assert cache.bytes > 0
+
+
+def test_reference_cache_starts_afresh_on_other_images_and_respects_its_size_limit(randomize_bn) -> None:
+    torch.manual_seed(0)
+    model = randomize_bn(create_model("resnet20"))
+    table = build_layer_table(model, (3, 16, 16), "resnet20")
+    kept = {group.index: group.channels // 2 for group in table.prunable_groups}
+    first, second = [torch.randn(32, 3, 16, 16)], [torch.randn(32, 3, 16, 16)]
+    cache = ReferenceCache()
+    _thinned_weights(model, table, kept, first, cache)
+    on_second = _thinned_weights(model, table, kept, second, cache)
+    assert cache.forward_passes == 2
+    assert all(
+        torch.equal(value, _thinned_weights(model, table, kept, second, None)[key]) for key, value in on_second.items()
+    )
+    tiny = ReferenceCache(max_bytes=1)
+    for _ in range(2):
+        _thinned_weights(model, table, kept, first, tiny)
+    assert tiny.bytes == 0 and tiny.forward_passes == 2  # nothing fits, so every refit records afresh
+    assert pickle.loads(pickle.dumps(cache)).bytes == 0  # a problem sent to worker processes carries no samples
