@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-API = ("prepare", "search_strategy", "apply", "export", "load_pruned", "as_schedule")
+API = ("prepare", "search_strategy", "apply", "export", "load_pruned", "as_schedule", "save_detector", "load_detector")
 __all__ = list(API)
 
 

@@ -6,6 +6,13 @@
     ...                                                    # fine-tune `pruned` with your own loop
     amc.export(pruned, "runs/mine/final", result.best, (3, 32, 32))
 
+A detector's backbone (torchvision detectors; the FPN, RPN and heads keep their widths):
+
+    task = amc.prepare(detector, (3, 512, 512), my_evaluate, backbone="backbone.body", method="random")
+    result = amc.search_strategy(task, "runs/det")         # my_evaluate(detector) -> float, e.g. mAP on your images
+    pruned = amc.apply(task, result.best)                  # a view; pruned.detector is the thinned detector
+    amc.save_detector(pruned, "runs/det/final", result.best)   # state dict + strategy (amc.load_detector reads it)
+
 `amc search` and `amc evaluate` run through these same objects: the CLI only adds the configured data, the
 trained base model of the zoo and the report. (`search_strategy`, not `search`: `amc.search` is the package
 of the search methods.)
@@ -23,7 +30,9 @@ from torch import nn
 from amc.config import load_config
 from amc.deliver.apply import ScheduleSource, apply, as_schedule
 from amc.deliver.export import ExportedModel, export, load_pruned
+from amc.detection import backbone_view, load_detector, on_detector, save_detector
 from amc.device import check_compute, module_device, resolve_device, to_device
+from amc.graph import LayerTable
 from amc.lottery import LotteryResult, LotterySettings, run_lottery
 from amc.problem import CallbackScorer, Task, problem_from_objects
 from amc.pruning.calibration import Batches, iter_images
@@ -40,9 +49,11 @@ __all__ = [
     "apply",
     "as_schedule",
     "export",
+    "load_detector",
     "load_pruned",
     "prepare",
     "run_lottery",
+    "save_detector",
     "search_strategy",
 ]
 
@@ -64,6 +75,7 @@ def prepare(
     device: str | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    backbone: str | None = None,
 ) -> Task:
     """Everything a search needs, from your objects.
 
@@ -76,6 +88,11 @@ def prepare(
     "auto"; default: where `model` is) is where candidates are pruned, re-estimated and handed to `score`: the
     model copy and the calibration images move there once, so `score` must bring its own images to the model's
     device; `settings={"experiment.amp": True}` adds bfloat16 autocast to the BN and training steps amc runs.
+
+    With `backbone` (e.g. "backbone.body"), `model` is a torchvision-style detector and only that part of it is
+    pruned (amc.graph.detector); `score(detector)` then scores the whole thinned detector, `input_size` is the
+    size its transform resizes images to, and calibration images (RGB in [0, 1], at that size) are normalised
+    as its transform would and go through its backbone.
     """
     batches = [images for images in iter_images(calibration, calibration_images)] if calibration is not None else []
     overrides: dict[str, Any] = {
@@ -96,8 +113,14 @@ def prepare(
     where = resolve_device(config.experiment.device)
     scorer = CallbackScorer(score, [images.to(where) for images in batches], config.search.adaptive_bn)
     given = None if isinstance(cost_model, str) else cost_model
+    table: LayerTable | None = None
+    if backbone is None:
+        model = copy.deepcopy(model)
+    else:
+        model, table = backbone_view(model, input_size, backbone, model_name)  # the view holds a copy
+        scorer.score = on_detector(score)
     problem = problem_from_objects(
-        config, copy.deepcopy(model), input_size, scorer, given, dataset, progress=progress, log=log
+        config, model, input_size, scorer, given, dataset, progress=progress, log=log, table=table
     )
     to_device(problem.model, where, config.experiment.channels_last)
     return Task(config, problem)

@@ -108,7 +108,7 @@ class ExperimentSection:
 @dataclass(frozen=True)
 class ModelSection:
     name: str = "resnet20"
-    """Zoo name (resnet20, resnet56, ...) or torchvision:<name>; `amc list models`."""
+    """Zoo name (resnet20, resnet56, ...), torchvision:<name> or timm:<name> (the timm extra); `amc list models`."""
     checkpoint: str = "auto"
     """Base model weights: a .pt path, 'auto' (the cached `amc train` result, trained on demand) or 'none'."""
 
@@ -272,7 +272,8 @@ class SearchSection:
     budget are timed end to end after the search, and the best that meets the budget when measured is returned
     (0: no check)."""
     workers: int = 1
-    """Processes (or Ray tasks) scoring independent candidates at once."""
+    """Processes (or Ray tasks) scoring independent candidates at once; for AMC, episodes in flight (1: SB3's serial
+    learn loop in this process, whatever the executor)."""
     executor: str = "local"
     """local (processes) or ray."""
     ray_address: str | None = None

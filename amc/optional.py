@@ -6,6 +6,7 @@ A plain `pip install amc-toolkit` runs every command with its default settings. 
     ray          ray           search.executor ray
     tensorboard  tensorboard   TensorBoard curves of AMC's agent in <run>/tensorboard (skipped without it)
     openvino     openvino      cost.lut_backend openvino (`amc lut build --backend openvino`)
+    timm         timm          model timm:<name> (amc/models/timm_zoo.py)
 
 cost.lut_backend torch-cuda needs no extra but a CUDA build of torch that sees a GPU; `check_config` refuses it
 up front where there is none.
@@ -22,7 +23,7 @@ from types import ModuleType
 from amc.config import ExperimentConfig
 from amc.errors import UserError
 
-EXTRAS = {"optuna": "bayes", "ray": "ray", "tensorboard": "tensorboard", "openvino": "openvino"}
+EXTRAS = {"optuna": "bayes", "ray": "ray", "tensorboard": "tensorboard", "openvino": "openvino", "timm": "timm"}
 """Optional package -> the extra of amc-toolkit that installs it."""
 
 
@@ -66,6 +67,8 @@ def check_config(config: ExperimentConfig) -> None:
         raise missing("openvino", "cost.lut_backend openvino")
     if config.search.executor == "ray" and not installed("ray"):
         raise missing("ray", "search.executor ray")
+    if config.model.name.startswith("timm:") and not installed("timm"):
+        raise missing("timm", f"model {config.model.name}")
     if config.cost.lut_backend == "torch-cuda":
         check_cuda("cost.lut_backend torch-cuda")
 

@@ -11,6 +11,8 @@ resumed run draws what it would have (`episodes` is the index of the next episod
 budget before the first step. Action: `problem.decision_size` values in [-1, 1] (one keep ratio or density, or
 keep and bits), mapped to the unit's decision by the problem and clipped by it so
 that the budget stays reachable. After the last unit the problem scores the decisions; the reward is the outcome's.
+With `score_episodes=False` the last step leaves the scoring to the caller (parallel AMC scores a batch of episodes
+on workers): its reward is 0 and its info carries the decisions, the budget and the clipping's seconds instead.
 
 The env is handed a ready problem; it reads no files and builds no loaders. `envs.factory` builds one from a
 config for `gymnasium.make`.
@@ -48,6 +50,7 @@ class ChannelPruningEnv(gym.Env):
         budget_range: tuple[float, float] | None = None,
         seed: int = 0,
         observe_budget: bool | None = None,
+        score_episodes: bool = True,
     ) -> None:
         super().__init__()
         self.problem = problem
@@ -55,6 +58,7 @@ class ChannelPruningEnv(gym.Env):
         self.seed = seed
         self.observe_budget = budget_range is not None if observe_budget is None else observe_budget
         self.episodes = 0
+        self.score_episodes = score_episodes
         if budget_range is not None:
             check_budget_range(problem, budget_range)
         self._static = self._static_features()
@@ -116,10 +120,13 @@ class ChannelPruningEnv(gym.Env):
         self._step += 1
         if self._step < len(problem.order):
             return self._get_obs(), 0.0, False, False, info
+        info["budget"] = problem.budget.value
+        if not self.score_episodes:
+            info.update(decisions=dict(self._decided), clip_s=self._clip_seconds)
+            return self._get_obs(), 0.0, True, False, info
         outcome = problem.score(self._decided)
         cost_s = outcome.timings["cost_s"] + self._clip_seconds  # the clipping's cost queries count as pricing
         info["outcome"] = replace(outcome, timings={**outcome.timings, "cost_s": cost_s})
-        info["budget"] = problem.budget.value
         return self._get_obs(), outcome.reward, True, False, info
 
     def _get_obs(self) -> np.ndarray:

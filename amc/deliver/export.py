@@ -25,7 +25,7 @@ from amc.graph import build_layer_table
 from amc.io import atomic_torch_save
 from amc.models import create_model, model_info
 from amc.pruning import LayerDensities, Strategy, prune_network, remove_masks_
-from amc.pruning.export import export_onnx, load_thinned, save_thinned
+from amc.pruning.export import cpu_state_dict, export_onnx, load_thinned, save_thinned
 from amc.pruning.exported import TORCH_EXPORT, read_manifest
 from amc.schedule import Schedule, save_schedule
 
@@ -71,7 +71,7 @@ def export(
         saved = save_thinned(plain, folder, model_name, input_size[0], num_classes, details, input_size)
         architecture, program = saved.architecture, saved.program
     else:
-        atomic_torch_save(folder / "model.pt", {key: value.detach().cpu() for key, value in plain.state_dict().items()})
+        atomic_torch_save(folder / "model.pt", cpu_state_dict(plain))
     save_schedule(schedule, folder / SCHEDULE_FILE)
     save_schedule(schedule, folder / "schedule.yaml")
     check = export_onnx(plain, folder / "model.onnx", input_size) if onnx else None

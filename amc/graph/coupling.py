@@ -127,6 +127,8 @@ def _draft_of(group: tp.Group, names: dict[nn.Module, str], traced: set[str]) ->
     depthwise = False
     for dep, idxs in group.items:
         module = dep.target.module
+        if isinstance(module, nn.MultiheadAttention):  # each head keeps the same number of its own channels
+            grouped.append(module.num_heads)
         name = names.get(module)
         if name not in traced or not isinstance(module, (nn.Conv2d, nn.Linear)):
             continue

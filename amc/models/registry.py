@@ -1,6 +1,7 @@
-"""A small registry of CNNs by name, plus every torchvision classification model as `torchvision:<name>`.
+"""A small registry of CNNs by name, plus every torchvision classification model as `torchvision:<name>` and,
+with the timm extra, every timm model as `timm:<name>` (amc/models/timm_zoo.py).
 
-torchvision models are built with `weights=None`: nothing is ever downloaded.
+torchvision models are built with `weights=None` and timm models with `pretrained=False`: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torchvision
 from torch import nn
 
 from amc.errors import UserError
+from amc.models import timm_zoo
 from amc.models.cifar_mobilenetv2 import CifarMobileNetV2
 from amc.models.cifar_resnet import CifarResNet
 from amc.models.cifar_vgg import CifarVGG
@@ -112,8 +114,9 @@ def _torchvision_names() -> list[str]:
 
 
 def list_models() -> list[ModelInfo]:
-    """Zoo models first, then torchvision's classification models."""
-    return list(_ZOO.values()) + [_torchvision_info(name) for name in _torchvision_names()]
+    """Zoo models first, then torchvision's classification models, then timm's models where timm is installed."""
+    timm_models = [_timm_info(name) for name in timm_zoo.names()] if timm_zoo.available() else []
+    return list(_ZOO.values()) + [_torchvision_info(name) for name in _torchvision_names()] + timm_models
 
 
 def _torchvision_info(tv_name: str) -> ModelInfo:
@@ -129,7 +132,19 @@ def _torchvision_info(tv_name: str) -> ModelInfo:
     )
 
 
+def _timm_info(timm_name: str) -> ModelInfo:
+    def build(in_channels: int, num_classes: int) -> nn.Module:
+        return timm_zoo.build(timm_name, in_channels, num_classes)
+
+    size = timm_zoo.input_size(timm_name)
+    return ModelInfo(timm_zoo.TIMM_PREFIX + timm_name, "timm model (pretrained=False)", size, build, num_classes=1000)
+
+
 def model_info(name: str) -> ModelInfo:
+    if name.startswith(timm_zoo.TIMM_PREFIX):
+        timm_name = name[len(timm_zoo.TIMM_PREFIX) :]
+        timm_zoo.check_name(timm_name)
+        return _timm_info(timm_name)
     if name.startswith(TORCHVISION_PREFIX):
         tv_name = name[len(TORCHVISION_PREFIX) :]
         if tv_name not in _torchvision_names():
@@ -141,7 +156,8 @@ def model_info(name: str) -> ModelInfo:
     if name not in _ZOO:
         raise UserError(
             f"unknown model {name!r}.",
-            fix=f"use one of {', '.join(sorted(_ZOO))} or torchvision:<name>; `amc list models` shows them all.",
+            fix=f"use one of {', '.join(sorted(_ZOO))}, torchvision:<name> or timm:<name>; `amc list models` shows "
+            "them all.",
         )
     return _ZOO[name]
 

@@ -20,7 +20,7 @@ from amc.costs.registry import bound_to, make_cost_model
 from amc.data import DataBundle
 from amc.device import check_compute, resolve_device, to_device
 from amc.errors import UserError
-from amc.graph import build_layer_table
+from amc.graph import LayerTable, build_layer_table
 from amc.models.layout import use_fast_layout_
 from amc.problem.base import PruningProblem, Settings
 from amc.problem.bits import BitsProblem
@@ -82,15 +82,17 @@ def problem_from_objects(
     dataset: str = "",
     progress: bool = True,
     log: Callable[[str], None] = print,
+    table: LayerTable | None = None,
 ) -> PruningProblem:
     """The problem `config.search.granularity` names on a ready model and scorer; `cost_model` defaults to the
-    one `config.cost.model` names."""
+    one `config.cost.model` names; `table` to the model's own layer table (a detector's view passes one that
+    prunes its backbone only)."""
     granularity = config.search.granularity
     if granularity not in PROBLEMS:
         raise UserError(f"search.granularity {granularity!r} is not known.", fix=f"use one of {', '.join(PROBLEMS)}.")
     size = (int(input_size[0]), int(input_size[1]), int(input_size[2]))
     model = model.eval()
-    table = build_layer_table(model, size, config.model.name)
+    table = table if table is not None else build_layer_table(model, size, config.model.name)
     check_selection(config.search.selection, model, table)
     if cost_model is None:
         cost_model = make_cost_model(config, model, table, progress=progress, log=log)

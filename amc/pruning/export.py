@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ from amc.pruning.exported import (
 ARCH_TYPE = "amc.ThinnedArchitecture"
 ARCH_VERSION = 1
 _BatchNorm = nn.modules.batchnorm._BatchNorm
+_REBUILDABLE = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+"""The exact layer types architecture.json rebuilds; a subclass (timm's BatchNormAct2d with its activation,
+Conv2dSame's padding) carries behaviour a rebuild would drop, so it goes to torch.export."""
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,11 @@ class ThinnedFiles:
 
 
 def describe(model: nn.Module) -> dict[str, dict[str, Any]]:
-    """Shape-defining attributes of every conv, linear and BatchNorm layer, by qualified name."""
+    """Shape-defining attributes of every conv, linear and BatchNorm layer of exactly those types, by name."""
     layers: dict[str, dict[str, Any]] = {}
     for name, module in model.named_modules():
+        if type(module) not in _REBUILDABLE:
+            continue
         if isinstance(module, nn.Conv2d):
             layers[name] = {
                 "type": "Conv2d",
@@ -92,8 +98,7 @@ def save_thinned(
         )
     else:
         program, reason = save_program(model, out, input_size), obstacle
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    atomic_torch_save(out / "model.pt", state)
+    atomic_torch_save(out / "model.pt", cpu_state_dict(model))
     if obstacle is None:
         architecture = out / "architecture.json"
         data = {
@@ -131,8 +136,20 @@ def load_thinned(out_dir: str | Path) -> nn.Module:
     for name, spec in data["layers"].items():
         _resize(model, name, spec)
     state = torch.load(out / "model.pt", map_location="cpu", weights_only=True)
+    if getattr(state, "_metadata", None) is None:  # written before model.pt kept it: the fresh model's versions
+        state = OrderedDict(state)
+        state._metadata = model.state_dict()._metadata  # type: ignore[attr-defined]
     model.load_state_dict(state)
     return model.eval()
+
+
+def cpu_state_dict(model: nn.Module) -> OrderedDict[str, torch.Tensor]:
+    """`model.state_dict()` on the CPU with its per-module `_metadata` (format versions), which
+    `load_state_dict` hands to `_load_from_state_dict` hooks: torchvision's MNASNet refuses weights without it."""
+    state = model.state_dict()
+    cpu = OrderedDict((key, value.detach().cpu()) for key, value in state.items())
+    cpu._metadata = state._metadata  # type: ignore[attr-defined]
+    return cpu
 
 
 def is_thinned_folder(folder: str | Path) -> bool:
@@ -160,8 +177,7 @@ def check_saveable(model: nn.Module, model_name: str, input_size: tuple[int, int
     """Before any pruning: the format a thinned `model` will most likely be saved in. architecture.json when it is a
     zoo model whose every parameter sits in a conv, linear or BatchNorm layer; otherwise torch.export, checked on
     the dense network now, so a network neither can hold is a UserError naming the module, not a late failure."""
-    plain = (nn.Conv2d, nn.Linear, _BatchNorm)
-    others = [name for name, module in model.named_modules() if module._parameters and not isinstance(module, plain)]
+    others = [name for name, module in model.named_modules() if module._parameters and type(module) not in _REBUILDABLE]
     if _in_zoo(model_name) and not others:
         return ARCHITECTURE
     export_program(model.eval(), input_size)

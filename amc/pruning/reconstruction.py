@@ -161,7 +161,7 @@ def reconstruct_(
     images = reference.images(calibration, count, device)
     if not targets:
         return ReconstructionReport((), images.shape[0], time.perf_counter() - start)
-    recorded = _record_targets(original, images, targets, settings.points, reference)
+    recorded = _record_targets(original, images, _sampling_seeds(table, targets), settings.points, reference)
     samples = {name: (positions, values[:, list(kept_out[name])]) for name, (positions, values) in recorded.items()}
     fits: list[LayerFit] = []
 
@@ -185,14 +185,23 @@ class _Done(Exception):
     """Raised by a hook to end a forward pass once everything it was run for is done."""
 
 
+def _sampling_seeds(table: LayerTable, targets: list[str]) -> dict[str, int]:
+    """Each target's sampling seed: its place among the layers any thinning could refit, so a layer samples the
+    same positions whichever other layers an episode refits (and its recorded reference is reused)."""
+    refittable = [layer.name for layer in table.layers if layer.in_sources and layer.spec.op != "dwconv"]
+    seeds = {name: seed for seed, name in enumerate(refittable)}
+    return {name: seeds[name] for name in targets}
+
+
 def _record_targets(
-    original: nn.Module, images: Tensor, targets: list[str], points: int, reference: ReferenceCache
+    original: nn.Module, images: Tensor, seeds: dict[str, int], points: int, reference: ReferenceCache
 ) -> dict[str, Sample]:
-    """Per target layer: sampled output positions and the original output there (all channels, no bias); the
-    target's seed is its place in `targets`. What `reference` lacks is recorded in one pass and added to it."""
+    """Per target layer (`seeds`: its sampling seed): sampled output positions and the original output there (all
+    channels, no bias). What `reference` lacks is recorded in one pass and added to it."""
+    targets = list(seeds)
     samples: dict[str, Sample] = {}
     missing: dict[str, int] = {}
-    for seed, name in enumerate(targets):
+    for name, seed in seeds.items():
         sample = reference.get((name, seed))
         if sample is None:
             missing[name] = seed

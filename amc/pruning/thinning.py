@@ -95,6 +95,7 @@ def thin_with_report(
     names = {module: name for name, module in work.named_modules()}
     for index, indices in keep_indices.items():
         _prune_group(graph, work, table.groups[index], indices, names, kept_in, kept_out)
+    _sync_widths(work)
     work.train(training)
     if is_channels_last(model):
         work.to(memory_format=torch.channels_last)  # torch-pruning's slices are contiguous NCHW
@@ -193,6 +194,17 @@ def _prune_group(
         if not graph_is_out(dep) or depthwise:
             kept_in[name] = [c for i, c in enumerate(kept_in[name]) if i not in gone]
     tp_group.prune()
+
+
+def _sync_widths(model: nn.Module) -> None:
+    """Update the widths a module keeps as plain attributes and reshapes with, which Torch-Pruning leaves stale
+    (it resizes tensors only): torchvision's VisionTransformer reads `hidden_dim` (as Torch-Pruning's example
+    resets it after pruning)."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    for module in model.modules():
+        if isinstance(module, VisionTransformer):
+            module.hidden_dim = module.conv_proj.out_channels
 
 
 def _check_counts(model: nn.Module, table: LayerTable, kept: Mapping[int, int]) -> None:

@@ -3,6 +3,8 @@
 Episode bookkeeping, best-strategy tracking, progress and checkpoints are a `BaseCallback`. The agent's whole
 state is checkpointed after each episode's updates, so a killed run loses at most the episode in flight and
 `--resume` continues it (episodes.csv is cut back to the checkpoint, so no episode appears twice).
+With search.workers > 1 the agent keeps that many episodes in flight, scored on workers (amc.search.amc_parallel);
+with one worker it runs stable-baselines3's own learn loop, one episode at a time in this process.
 
 A budget-conditioned run (`agent.budget_range`) draws each episode's budget and shows it to the agent (the env);
 each row of episodes.csv records the budget its episode drew. Rewards at different budgets do not compare, so the
@@ -26,6 +28,8 @@ from tqdm.auto import tqdm
 from amc.agents import load_agent_state, load_policy_weights, make_agent, read_agent_state, save_agent_state
 from amc.errors import UserError
 from amc.problem import Budget, Outcome, Result, Task
+from amc.search.amc_parallel import learn_in_batches, scoring_problem
+from amc.search.parallel import open_executor
 from amc.search.result import SearchResult, finish_search
 from amc.search.run_folder import EpisodeRow, RunFolder, recorded_rows
 from envs import ChannelPruningEnv
@@ -95,8 +99,9 @@ def run_amc(
     budget_range = _budget_range(config.agent.budget_range)
     learns_conditioned = budget_range is not None and not config.agent.policy
     configured = problem.budget
+    batched = config.search.workers > 1 and not config.agent.policy
     env = ChannelPruningEnv(problem, budget_range if learns_conditioned else None, config.experiment.seed,
-                            observe_budget=budget_range is not None)  # fmt: skip
+                            observe_budget=budget_range is not None, score_episodes=not batched)  # fmt: skip
     steps = len(problem.order)
     agent_path = out / "agent" / AGENT_FILE
     state = read_agent_state(agent_path) if resume and agent_path.exists() else None
@@ -116,6 +121,12 @@ def run_amc(
         _run_greedy(
             agent, env, folder, problem.budget.value, Path(config.agent.policy), config.search.episodes, progress
         )
+    elif batched:
+        workers = config.search.workers
+        log(f"AMC: {workers} episodes in flight, scored on {workers} {config.search.executor} workers")
+        with open_executor(config.search, scoring_problem, replace(task, data=None), local=problem) as executor:
+            learn_in_batches(agent, env, executor, folder, None if learns_conditioned else configured.value, done,
+                             config.search.episodes, workers, agent_path, progress)  # fmt: skip
     else:
         _learn(agent, folder, configured.value, done, config.search.episodes, steps, agent_path, progress)
     problem.budget = configured  # the env drew each episode's; what follows is about the config's
