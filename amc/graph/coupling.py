@@ -8,6 +8,9 @@ Channel shuffles (ShuffleNet's view-transpose-view) permute channels in a way To
 crashes on the reshape). While tracing we run torchvision's `channel_shuffle` as one opaque autograd node and
 cut the graph there: every group whose channels reach a shuffle is marked not prunable (with the reason), and
 the layers reading shuffled tensors see a fixed input. Only channels that never cross a shuffle are pruned.
+Swin's shifted-window attention and patch merging and MaxViT's window partitions and attention are cut the same
+way (Torch-Pruning's index mapping through their window reshapes exhausts memory): such a network keeps its
+residual widths and prunes its MLP hidden widths (and MaxViT's MBConv expansions).
 """
 
 from __future__ import annotations
@@ -23,8 +26,14 @@ from torch import Tensor, nn
 
 from amc.errors import UserError
 
-_BARRIER_TAG = "AmcChannelShuffle"
-"""Part of the autograd node name of a traced channel shuffle; Torch-Pruning keeps it in its op's repr."""
+_SHUFFLE_TAG = "AmcChannelShuffle"
+_WINDOW_TAG = "AmcWindowed"
+"""Parts of the autograd node names of the opaque ops below; Torch-Pruning keeps them in its op's repr."""
+_REASONS = {
+    _SHUFFLE_TAG: "its channels pass through a channel shuffle, which fixes their number and order",
+    _WINDOW_TAG: "its channels pass through windowed attention (Swin's shifted windows and patch merging, MaxViT's "
+    "block and grid partitions), whose heads and window reshapes amc cannot resize yet",
+}
 
 
 @dataclass
@@ -40,14 +49,23 @@ class GroupDraft:
     reason: str = ""
 
 
-def _shuffle_sites() -> list[tuple[object, str]]:
-    """(module, attribute) of every channel-shuffle function we know how to trace."""
+def _opaque_sites() -> list[tuple[object, str, Callable[[Callable[..., Tensor]], Callable[..., Tensor]]]]:
+    """(module, attribute, wrapper) of every function tracing must see as one node."""
+    import torchvision.models.maxvit as maxvit
     import torchvision.models.shufflenetv2 as shufflenetv2
+    import torchvision.models.swin_transformer as swin
 
-    return [(shufflenetv2, "channel_shuffle")]
+    return [
+        (shufflenetv2, "channel_shuffle", _opaque_shuffle),
+        (swin, "shifted_window_attention", _opaque_window),
+        (swin, "_patch_merging_pad", _opaque_window),
+        (maxvit.WindowPartition, "forward", _opaque_method),
+        (maxvit.WindowDepartition, "forward", _opaque_method),
+        (maxvit.RelativePositionalMultiHeadAttention, "forward", _opaque_method),
+    ]
 
 
-def _opaque(shuffle: Callable[[Tensor, int], Tensor]) -> Callable[[Tensor, int], Tensor]:
+def _opaque_shuffle(shuffle: Callable[..., Tensor]) -> Callable[..., Tensor]:
     """`shuffle` as a single autograd node (named ...AmcChannelShuffle...), so tracing sees no reshape."""
 
     class AmcChannelShuffle(torch.autograd.Function):
@@ -63,27 +81,57 @@ def _opaque(shuffle: Callable[[Tensor, int], Tensor]) -> Callable[[Tensor, int],
     return lambda x, groups: AmcChannelShuffle.apply(x, groups)
 
 
+def _opaque_window(function: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`function(x, ...)` computed without autograd and attached to `x` by one node (named ...AmcWindowed...):
+    Torch-Pruning's index mapping through a window partition's reshapes grows without bound (it exhausts memory),
+    and only the graph's shape matters while tracing."""
+
+    class AmcWindowed(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x: Tensor, result: Tensor) -> Tensor:  # type: ignore[override]
+            return result
+
+        @staticmethod
+        def backward(ctx, grad: Tensor) -> tuple[None, Tensor]:  # type: ignore[override]
+            return None, grad
+
+    def traced(x: Tensor, *args: object, **kwargs: object) -> Tensor:
+        with torch.no_grad():
+            result = function(x, *args, **kwargs)
+        return AmcWindowed.apply(x, result)
+
+    return traced
+
+
+def _opaque_method(method: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """`_opaque_window` for a module's forward(self, x, ...)."""
+    function = _opaque_window(lambda x, module, *args: method(module, x, *args))
+    return lambda module, x, *args: function(x, module, *args)
+
+
 @contextmanager
-def traceable_shuffles() -> Iterator[None]:
-    """Within the block, known channel shuffles run as opaque autograd nodes (restored afterwards)."""
-    saved = [(owner, name, getattr(owner, name)) for owner, name in _shuffle_sites()]
-    for owner, name, function in saved:
-        setattr(owner, name, _opaque(function))
+def traceable_ops() -> Iterator[None]:
+    """Within the block, channel shuffles and Swin's windowed ops run as opaque autograd nodes (restored after)."""
+    saved = [(owner, name, getattr(owner, name), wrap) for owner, name, wrap in _opaque_sites()]
+    for owner, name, function, wrap in saved:
+        setattr(owner, name, wrap(function))
     try:
         yield
     finally:
-        for owner, name, function in saved:
+        for owner, name, function, _ in saved:
             setattr(owner, name, function)
 
 
-def _is_barrier(node_module: object) -> bool:
-    return isinstance(node_module, tp.ops._ElementWiseOp) and _BARRIER_TAG in str(node_module._grad_fn)
+def _barrier_tag(node_module: object) -> str:
+    if not isinstance(node_module, tp.ops._ElementWiseOp):
+        return ""
+    return next((tag for tag in _REASONS if tag in str(node_module._grad_fn)), "")
 
 
 def build_dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
     """Torch-Pruning's graph of `model` (which it puts in eval mode), with channel shuffles as dead ends."""
     try:
-        with traceable_shuffles(), torch.enable_grad():
+        with traceable_ops(), torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
     except Exception as error:  # noqa: BLE001 - any tracing failure is the same problem for the user
         raise UserError(
@@ -92,16 +140,15 @@ def build_dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.Depend
             fix="report the model; until then it can be priced and searched only without channel pruning.",
         ) from error
     for node in graph.module2node.values():
-        if _is_barrier(node.module):
+        if _barrier_tag(node.module):
             node.dependencies = []
     return graph
 
 
 def barrier_reason(group: tp.Group) -> str:
     """Why a Torch-Pruning group cannot be pruned ("" when it can)."""
-    if any(_is_barrier(dep.target.module) for dep, _ in group.items):
-        return "its channels pass through a channel shuffle, which fixes their number and order"
-    return ""
+    tag = next((tag for dep, _ in group.items if (tag := _barrier_tag(dep.target.module))), "")
+    return _REASONS.get(tag, "")
 
 
 def find_coupling_groups(model: nn.Module, example: torch.Tensor, layer_order: Sequence[str]) -> list[GroupDraft]:
@@ -149,7 +196,7 @@ def _draft_of(group: tp.Group, names: dict[nn.Module, str], traced: set[str]) ->
         kinds.append("residual")
     reason = barrier_reason(group)
     if reason:
-        kinds.append("shuffle")
+        kinds.append("shuffle" if "shuffle" in reason else "windowed")
     divisor = math.lcm(*grouped) if grouped else 1
     return GroupDraft(members, consumers, channels, tuple(kinds), divisor, prunable=not reason, reason=reason)
 

@@ -61,7 +61,8 @@ class Layer:
 class CouplingGroup:
     """Layers whose output channels are pruned together, so one keep decision covers all of them.
 
-    `kinds` says why they are coupled: "residual", "depthwise", "concat", or "single" for a lone layer.
+    `kinds` says why they are coupled: "residual", "depthwise", "concat", or "single" for a lone layer; "shuffle"
+    or "windowed" when a channel shuffle or a Swin windowed op fixes them.
     `divisor`: the kept channel count must be a multiple of it (grouped convs keep whole groups equal).
     `prunable` is False when the channels cannot be removed at all (e.g. they cross a channel shuffle);
     `reason` then says why, and the group always keeps all its channels.
@@ -217,8 +218,10 @@ def _trace_layers(model: nn.Module, example: torch.Tensor) -> list[_Trace]:
                 return
             seen.add(id(module))
             x = inputs[0]
-            in_hw = (int(x.shape[-2]), int(x.shape[-1])) if x.dim() == 4 else (1, 1)
-            batch = int(x.shape[0]) if x.dim() in (2, 4) else int(math.prod(x.shape[:-1]))
+            if isinstance(module, nn.Conv2d) and x.dim() == 4:
+                in_hw, batch = (int(x.shape[-2]), int(x.shape[-1])), int(x.shape[0])
+            else:  # a linear layer runs once per row: tokens (ViT) or positions (ConvNeXt's and Swin's B, H, W, C)
+                in_hw, batch = (1, 1), int(math.prod(x.shape[:-1]))
             trace = _Trace(name, module, in_hw, batch, id(output), [])
             traces.append(trace)
             by_output[id(output)] = trace

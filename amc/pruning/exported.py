@@ -146,11 +146,18 @@ def load_program(folder: str | Path) -> ExportedNetwork:
 
 def count_macs(model: nn.Module, input_size: tuple[int, int, int]) -> int:
     """Multiply-accumulates of one image through any module (a loaded program has no conv/linear layers for the
-    layer table to read): PyTorch's FLOP counter over a forward pass, halved."""
+    layer table to read): PyTorch's FLOP counter over a forward pass, halved. Attention's fused inference fast
+    path is switched off while counting: the counter cannot see inside it, and an exported program (which has no
+    fast path) would otherwise count more than the module it came from."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, *input_size))
+    fast_path = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.zeros(1, *input_size))
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fast_path)
     return counter.get_total_flops() // 2
 
 
