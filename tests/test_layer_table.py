@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -74,3 +75,11 @@ def test_inspect_leaves_model_untouched() -> None:
     build_layer_table(model, (3, 16, 16))
     assert model.training
     assert all(torch.equal(before[key], value) for key, value in model.state_dict().items())
+
+
+def test_an_input_size_the_network_refuses_is_a_user_error() -> None:
+    from amc.errors import UserError
+    from amc.models import create_model
+
+    with pytest.raises(UserError, match=r"vit_tiny cannot run on a 1x32x32 input: Wrong image height"):
+        build_layer_table(create_model("vit_tiny"), (1, 32, 32), "vit_tiny")

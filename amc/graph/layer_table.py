@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from amc.errors import UserError
 from amc.graph.coupling import GroupDraft, find_coupling_groups
 from hwmodel.spec import LayerSpec
 
@@ -290,7 +291,14 @@ def build_layer_table(model: nn.Module, input_size: Sequence[int], model_name: s
     c, h, w = (int(v) for v in input_size)
     work = copy.deepcopy(model).eval().cpu()
     example = torch.randn(batch, c, h, w)
-    traces = _trace_layers(work, example)
+    try:
+        traces = _trace_layers(work, example)
+    except (AssertionError, RuntimeError, ValueError) as error:  # the network's own check of its input shape
+        raise UserError(
+            f"{model_name or type(model).__name__} cannot run on a {c}x{h}x{w} input: " + " ".join(str(error).split()),
+            fix="pass an --input-size (config data.image_size) the network accepts; `amc list models` shows each "
+            "zoo model's input size.",
+        ) from error
     if not traces:
         raise ValueError(f"{model_name or type(model).__name__} has no Conv2d or Linear layer to describe")
     name_to_index = {trace.name: index for index, trace in enumerate(traces)}

@@ -109,6 +109,14 @@ def _tiny(in_channels: int, num_classes: int) -> nn.Module:
     return TinyResNet(in_channels, num_classes)
 
 
+@register_model("vit_tiny", "4-block vision transformer for 28x28 inputs (7x7 patches, 4 heads of 16)", (1, 28, 28))
+def _vit_tiny(in_channels: int, num_classes: int) -> nn.Module:
+    model = torchvision.models.VisionTransformer(28, 7, 4, 4, 64, 128, num_classes=num_classes)
+    if in_channels != 3:
+        _replace_stem(model, in_channels)
+    return model
+
+
 def _torchvision_names() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
