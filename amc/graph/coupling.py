@@ -29,11 +29,15 @@ from amc.errors import UserError
 _SHUFFLE_TAG = "AmcChannelShuffle"
 _WINDOW_TAG = "AmcWindowed"
 """Parts of the autograd node names of the opaque ops below; Torch-Pruning keeps them in its op's repr."""
-_REASONS = {
-    _SHUFFLE_TAG: "its channels pass through a channel shuffle, which fixes their number and order",
-    _WINDOW_TAG: "its channels pass through windowed attention (Swin's shifted windows and patch merging, MaxViT's "
-    "block and grid partitions), whose heads and window reshapes amc cannot resize yet",
+_BARRIERS = {
+    _SHUFFLE_TAG: ("shuffle", "its channels pass through a channel shuffle, which fixes their number and order"),
+    _WINDOW_TAG: (
+        "windowed",
+        "its channels pass through windowed attention (Swin's shifted windows and patch merging, MaxViT's block "
+        "and grid partitions), whose heads and window reshapes amc cannot resize yet",
+    ),
 }
+"""Tag -> (the group's kind, why it cannot be pruned)."""
 
 
 @dataclass
@@ -111,7 +115,7 @@ def _opaque_method(method: Callable[..., Tensor]) -> Callable[..., Tensor]:
 
 @contextmanager
 def traceable_ops() -> Iterator[None]:
-    """Within the block, channel shuffles and Swin's windowed ops run as opaque autograd nodes (restored after)."""
+    """Within the block, channel shuffles and windowed attention run as opaque autograd nodes (restored after)."""
     saved = [(owner, name, getattr(owner, name), wrap) for owner, name, wrap in _opaque_sites()]
     for owner, name, function, wrap in saved:
         setattr(owner, name, wrap(function))
@@ -125,11 +129,11 @@ def traceable_ops() -> Iterator[None]:
 def _barrier_tag(node_module: object) -> str:
     if not isinstance(node_module, tp.ops._ElementWiseOp):
         return ""
-    return next((tag for tag in _REASONS if tag in str(node_module._grad_fn)), "")
+    return next((tag for tag in _BARRIERS if tag in str(node_module._grad_fn)), "")
 
 
 def build_dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.DependencyGraph:
-    """Torch-Pruning's graph of `model` (which it puts in eval mode), with channel shuffles as dead ends."""
+    """Torch-Pruning's graph of `model` (which it puts in eval mode), with the opaque ops as dead ends."""
     try:
         with traceable_ops(), torch.enable_grad():
             graph = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
@@ -145,10 +149,9 @@ def build_dependency_graph(model: nn.Module, example: torch.Tensor) -> tp.Depend
     return graph
 
 
-def barrier_reason(group: tp.Group) -> str:
-    """Why a Torch-Pruning group cannot be pruned ("" when it can)."""
-    tag = next((tag for dep, _ in group.items if (tag := _barrier_tag(dep.target.module))), "")
-    return _REASONS.get(tag, "")
+def _group_barrier(group: tp.Group) -> str:
+    """The tag of the opaque op a Torch-Pruning group's channels reach ("" when none: it can be pruned)."""
+    return next((tag for dep, _ in group.items if (tag := _barrier_tag(dep.target.module))), "")
 
 
 def find_coupling_groups(model: nn.Module, example: torch.Tensor, layer_order: Sequence[str]) -> list[GroupDraft]:
@@ -194,9 +197,11 @@ def _draft_of(group: tp.Group, names: dict[nn.Module, str], traced: set[str]) ->
         kinds.append("depthwise")
     if len(members) - int(depthwise) > 1:
         kinds.append("residual")
-    reason = barrier_reason(group)
-    if reason:
-        kinds.append("shuffle" if "shuffle" in reason else "windowed")
+    barrier = _group_barrier(group)
+    reason = ""
+    if barrier:
+        kind, reason = _BARRIERS[barrier]
+        kinds.append(kind)
     divisor = math.lcm(*grouped) if grouped else 1
     return GroupDraft(members, consumers, channels, tuple(kinds), divisor, prunable=not reason, reason=reason)
 

@@ -296,8 +296,8 @@ def build_layer_table(model: nn.Module, input_size: Sequence[int], model_name: s
     except (AssertionError, RuntimeError, ValueError) as error:  # the network's own check of its input shape
         raise UserError(
             f"{model_name or type(model).__name__} cannot run on a {c}x{h}x{w} input: " + " ".join(str(error).split()),
-            fix="pass an --input-size (config data.image_size) the network accepts; `amc list models` shows each "
-            "zoo model's input size.",
+            fix="give it an input of the size it was built for (`amc list models` shows each zoo model's): "
+            "`--input-size` for `amc inspect` and `amc prune`, a dataset of that image size for a search.",
         ) from error
     if not traces:
         raise ValueError(f"{model_name or type(model).__name__} has no Conv2d or Linear layer to describe")
