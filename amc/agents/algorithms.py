@@ -32,7 +32,7 @@ class AMCExploration:
         if not isinstance(action_noise, TruncatedNormalActionNoise):
             return super()._sample_action(learning_starts, action_noise, n_envs)  # type: ignore[misc]
         mean, _ = algorithm.predict(algorithm._last_obs, deterministic=True)  # type: ignore[arg-type]
-        action = action_noise.perturb(algorithm.policy.scale_action(mean))
+        action = action_noise.perturb(algorithm.policy.scale_action(mean), algorithm._episode_num)
         return algorithm.policy.unscale_action(action), action
 
     def _update_learning_rate(self, optimizers: Any) -> None:

@@ -85,8 +85,6 @@ def roll_out(agent: OffPolicyAlgorithm, env: ChannelPruningEnv) -> Rollout:
         transitions.append((agent._last_obs, next_obs[None], buffer_action, np.array([terminated]), [info]))
         agent._last_obs = next_obs[None]
     agent._episode_num += 1
-    if agent.action_noise is not None:
-        agent.action_noise.reset()
     learns = agent.num_timesteps > agent.learning_starts
     steps = agent.gradient_steps if agent.gradient_steps >= 0 else len(transitions)
     return Rollout(
@@ -104,8 +102,6 @@ def learn_in_batches(
     `budget` is every row's budget, or None for each episode's own draw (a budget-conditioned run). A batch's rows
     are recorded as soon as it is scored; the agent then trains and is checkpointed."""
     agent.set_logger(configure_logger(agent.verbose, agent.tensorboard_log, "agent", done == 0))
-    if done == 0 and agent.action_noise is not None:
-        agent.action_noise.reset()  # as SB3's learn() does when it starts a run
     agent_s = 0.0
     bar = tqdm(total=episodes, initial=done, desc=f"AMC search ({batch} in flight)", unit="ep", disable=not progress)
     with bar:

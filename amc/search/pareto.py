@@ -188,7 +188,7 @@ def _one_budget(task: Task, env: ChannelPruningEnv, actor: object, whole: Scorer
     noise = TruncatedNormalActionNoise(sigma, decay=1.0)
     noise.rng = np.random.default_rng((task.config.experiment.seed, index))
     outcomes = [("greedy", _play(env, greedy))]
-    outcomes += [(f"refine-{k}", _play(env, lambda obs: noise.perturb(greedy(obs)))) for k in range(1, refine + 1)]
+    outcomes += [(f"refine-{k}", _play(env, lambda obs: noise.perturb(greedy(obs), 0))) for k in range(1, refine + 1)]
     budget = problem.budget.value
     distinct: dict[tuple, tuple[str, Outcome]] = {}
     for source, outcome in outcomes:

@@ -5,6 +5,8 @@ and every refactor since must reproduce them exactly: every column of episodes.c
 best strategy's kept channels (or densities). netadapt and random-mobilenetv2 were re-pinned once, deliberately,
 when the least-squares refit's sampling seed became the layer's place among all refittable layers (it was its
 place among the layers one thinning refits, which changed with the strategy and defeated the reference cache).
+amc and amc-element were re-pinned once, deliberately, when the exploration noise got its own stream of the seed
+(it shared the warm-up's) and its decay began to follow the agent's episode count.
 Regenerate them only for a deliberate change of behaviour:
 `python tests/search/test_pinned_runs.py` (and say why in the commit).
 """
