@@ -411,7 +411,9 @@ def validate_lut(
         band_rng = np.random.default_rng([seed, 2])
         for band in BUDGET_BANDS:
             drawn = [band_kept(network.table, grid, share_of, band, band_rng) for _ in range(band_samples)]
-            reachable = [kept for kept in drawn if kept is not None]
+            # distinct only: near the grid's thin end most draws land on the same few variants, and copies of one
+            # variant would fill the band's error and ranking with ties
+            reachable = list({tuple(sorted(kept.items())): kept for kept in drawn if kept is not None}.values())
             variants += reachable
             labels += [band_label(band)] * len(reachable)
     calibration = calibration_variants(network.table, grid, calibrate, seed)

@@ -22,10 +22,11 @@ BACKENDS = ("torch", "onnxruntime", "openvino", CUDA_BACKEND)
 """torch: PyTorch eager on CPU; onnxruntime: ONNX Runtime's CPU execution provider; openvino: OpenVINO's CPU
 plugin (the `openvino` extra); torch-cuda: PyTorch eager on one CUDA GPU (hwmodel.lut.cuda)."""
 
-TIMING_METHOD = "2"
+TIMING_METHOD = "3"
 """How entries are timed, recorded in every LUT so that one timed another way is refused rather than mixed in.
 1: one layer after another; 2: interleaved rounds, PyTorch with freed memory kept and denormals flushed,
-ONNX Runtime units without their blocked-layout border conversions (hwmodel.lut.nchwc)."""
+ONNX Runtime units without their blocked-layout border conversions (hwmodel.lut.nchwc); 3: as 2, and OpenVINO
+units as their kernels' profiled time, without their layout Reorders and their call."""
 
 ORT_PROVIDER = "CPUExecutionProvider"
 ORT_OPTIMIZATION = "ORT_ENABLE_ALL"

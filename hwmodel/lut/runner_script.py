@@ -302,14 +302,15 @@ class OrtRuntime:
     def timer(self, model: Path, shape: list[int]) -> Timer:
         return self.bound(self.session(model), random_input(shape))
 
-    def unit_timer(self, model: Path, shape: list[int]) -> tuple[Timer, list[str]]:
-        """The unit's timer and which borders ("input", "output") its optimised graph converts to NCHWc."""
+    def unit_timer(self, model: Path, shape: list[int]) -> tuple[Timer, list[str], float]:
+        """The unit's timer, which borders ("input", "output") its optimised graph converts to NCHWc (half a
+        round trip of each is subtracted) and no correction of its own."""
         with tempfile.TemporaryDirectory() as folder:
             optimized = Path(folder) / "unit.onnx"
             session = self.session(model, optimized)
             ops = {op for domain, op in node_ops(optimized.read_bytes()) if domain == NCHWC_DOMAIN}
         borders = [border for border, op in (("input", "ReorderInput"), ("output", "ReorderOutput")) if op in ops]
-        return self.bound(session, random_input(shape)), borders
+        return self.bound(session, random_input(shape)), borders, 0.0
 
 
 class OpenVinoRuntime:
@@ -327,25 +328,41 @@ class OpenVinoRuntime:
     def fingerprint(self) -> dict[str, str]:
         return {"openvino": self.version, "provider": OPENVINO_DEVICE, "precision": OPENVINO_PRECISION}
 
-    def timer(self, model: Path, shape: list[int]) -> Timer:
-        ov = self.ov
+    def request(self, model: Path, shape: list[int], profiled: bool = False) -> Any:
         read = self.core.read_model(str(model))  # external weights are read from the model's folder
-        compiled = self.core.compile_model(
-            read,
-            OPENVINO_DEVICE,
-            {
-                "PERFORMANCE_HINT": "LATENCY",
-                "NUM_STREAMS": "1",
-                "INFERENCE_NUM_THREADS": str(self.threads),
-                "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION,
-            },
-        )
-        request = compiled.create_infer_request()
-        request.set_input_tensor(ov.Tensor(random_input(shape)))
+        settings = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": "1",
+            "INFERENCE_NUM_THREADS": str(self.threads),
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISION,
+        }
+        if profiled:
+            settings["PERF_COUNT"] = "YES"
+        request = self.core.compile_model(read, OPENVINO_DEVICE, settings).create_infer_request()
+        request.set_input_tensor(self.ov.Tensor(random_input(shape)))
+        return request
+
+    def timer(self, model: Path, shape: list[int]) -> Timer:
+        request = self.request(model, shape)
         return lambda repeats: time_callable(request.infer, self.warmup, repeats)
 
-    def unit_timer(self, model: Path, shape: list[int]) -> tuple[Timer, list[str]]:
-        return self.timer(model, shape), []
+    def unit_timer(self, model: Path, shape: list[int]) -> tuple[Timer, list[str], float]:
+        """The unit's timer, no NCHWc borders, and its layout Reorders' per-call ms from the profiling counters
+        to subtract (as amc's OpenVinoBackend.layer_timer and hwmodel.lut.backends.openvino_reorders_ms)."""
+        request = self.request(model, shape, profiled=True)
+        warmup, calls = max(self.warmup, 10), 30
+
+        def reorder_total_ms(done: int) -> float:
+            profile = request.get_profiling_info()
+            return 1e3 * done * sum(node.real_time.total_seconds() for node in profile if node.node_type == "Reorder")
+
+        for _ in range(warmup):
+            request.infer()
+        before = reorder_total_ms(warmup)
+        for _ in range(calls):
+            request.infer()
+        correction = max(0.0, (reorder_total_ms(warmup + calls) - before) / calls)
+        return lambda repeats: time_callable(request.infer, self.warmup, repeats), [], correction
 
 
 def open_runtime(name: str, threads: int, warmup: int) -> Any:
@@ -567,12 +584,15 @@ def time_units(runtime: Any, bundle: Path, manifest: dict, args: argparse.Namesp
         notes = []
         written = [materialize(bundle, unit) for unit in batch]
         for unit in batch:
-            timer, borders = runtime.unit_timer(bundle / unit["file"], unit["input_shape"])
+            timer, borders, correction = runtime.unit_timer(bundle / unit["file"], unit["input_shape"])
             shapes = [unit["round_trips"][border] for border in borders]
-            correction = sum(
-                round_trip_ms(runtime, bundle, round_trips[name], results, progress, args.repeats) for name in shapes
+            correction += (
+                sum(
+                    round_trip_ms(runtime, bundle, round_trips[name], results, progress, args.repeats)
+                    for name in shapes
+                )
+                / 2
             )
-            correction /= 2
             timers.append(chained(timer, correction))
             notes.append({"reorders": borders, "correction_ms": correction})
         for unit, measurement, note in zip(batch, interleaved(timers, args.repeats, args.rounds), notes):

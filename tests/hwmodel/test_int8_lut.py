@@ -26,7 +26,7 @@ from hwmodel.lut.backends import (
     onnx_unit,
     quantized_onnx,
 )
-from hwmodel.lut.fingerprint import INT8_BACKENDS, PRECISIONS, device_fingerprint
+from hwmodel.lut.fingerprint import INT8_BACKENDS, PRECISIONS, TIMING_METHOD, device_fingerprint
 from hwmodel.lut.model import LutCostModel, check_device, require_precision
 from hwmodel.lut.table import LatencyTable, structure_key
 from hwmodel.lut.timing import Measurement
@@ -209,8 +209,8 @@ def test_auto_lut_of_int8_has_its_own_file():
     fp32 = load_config(None, {"model.name": "tiny"})
     int8 = load_config(None, {"model.name": "tiny", "cost.precision": "int8"})
     size = (3, 16, 16)
-    assert Path(auto_lut_path(fp32, size)).name == "tiny__3x16x16__onnxruntime__t1__timing2.json"  # as before
-    assert Path(auto_lut_path(int8, size)).name == "tiny__3x16x16__onnxruntime__int8__t1__timing2.json"
+    assert Path(auto_lut_path(fp32, size)).name == f"tiny__3x16x16__onnxruntime__t1__timing{TIMING_METHOD}.json"
+    assert Path(auto_lut_path(int8, size)).name == f"tiny__3x16x16__onnxruntime__int8__t1__timing{TIMING_METHOD}.json"
 
 
 def test_lut_auto_int8_builds_an_int8_lut():

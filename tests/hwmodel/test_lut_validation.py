@@ -100,3 +100,15 @@ def test_validation_reports_each_budget_band(monkeypatch):
     assert set(found.to_dict()["bands"]) == {band.label for band in found.bands}
     with pytest.raises(UserError, match="--band-samples 1"):
         validate_lut(lut, network, 3, Grid(), progress=False, band_samples=1)
+
+
+def test_copies_of_one_band_variant_count_once(monkeypatch):
+    """Near the grid's thin end most band draws are the same variant: copies must not fill the band's figures."""
+    monkeypatch.setattr(latency_tables, "BUDGET_BANDS", ((0.65, 0.8),))
+    network = load_network("resnet20", (1, 8, 8))
+    thinnest = {index: options[0] for index, options in Grid().choices(network.table).items() if len(options) > 1}
+    monkeypatch.setattr(latency_tables, "band_kept", lambda *args: dict(thinnest))
+    lut = tiny_lut()
+    calibrate_overhead(lut, network, 2, Grid(), progress=False, rounds=1)
+    found = validate_lut(lut, network, 3, Grid(), progress=False, rounds=1, calibrate=2, band_samples=4)
+    assert found.report.n == 3 and found.bands == ()  # one distinct variant: nothing to judge the band on
